@@ -1,0 +1,185 @@
+"""Loading, saving and validating audio. Arrays are float32, mono ``(n,)`` or multichannel ``(channels, n)``.
+
+Every function refuses input it cannot handle correctly (NaN, silence, a wrong shape or sample rate) with an
+:class:`~musicprobe.errors.AudioError` that says what is wrong, instead of returning a silently wrong result.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from musicprobe.errors import AudioError
+
+MIN_RATE, MAX_RATE = 4000, 192000
+SILENCE_PEAK = 1e-5
+MAX_CHANNELS = 8
+
+
+def _check_rate(sr: int, name: str = "sample rate") -> int:
+    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool):
+        raise AudioError(f"{name} must be an integer number of Hz, got {sr!r}")
+    if not MIN_RATE <= int(sr) <= MAX_RATE:
+        raise AudioError(f"unsupported {name} {sr} Hz: musicprobe handles {MIN_RATE}..{MAX_RATE} Hz")
+    return int(sr)
+
+
+def validate_audio(
+    y: np.ndarray,
+    sr: int,
+    *,
+    name: str = "audio",
+    min_duration: float = 0.05,
+    max_duration: float | None = None,
+    allow_silence: bool = False,
+    mono: bool | None = None,
+) -> np.ndarray:
+    """Check ``y`` and return it as a float32 array.
+
+    Args:
+        y: ``(n,)`` mono or ``(channels, n)`` audio.
+        sr: sample rate in Hz.
+        name: how the audio is called in error messages.
+        min_duration, max_duration: accepted length in seconds.
+        allow_silence: accept an all-zero (peak < 1e-5) signal.
+        mono: ``True`` requires 1-D input, ``False`` requires 2-D, ``None`` accepts both.
+    """
+    _check_rate(sr)
+    if not isinstance(y, np.ndarray):
+        try:
+            y = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y)
+        except Exception as exc:  # pragma: no cover - exotic inputs
+            raise AudioError(f"{name}: expected a numpy array, got {type(y).__name__}") from exc
+    if not np.issubdtype(y.dtype, np.number):
+        raise AudioError(f"{name}: expected numeric samples, got dtype {y.dtype}")
+    if y.ndim == 2 and y.shape[0] > MAX_CHANNELS and y.shape[1] <= MAX_CHANNELS:
+        raise AudioError(
+            f"{name}: shape {y.shape} looks like (samples, channels); musicprobe expects (channels, samples) — pass y.T"
+        )
+    if y.ndim not in (1, 2) or (y.ndim == 2 and not 1 <= y.shape[0] <= MAX_CHANNELS):
+        raise AudioError(f"{name}: expected shape (n,) or (channels<= {MAX_CHANNELS}, n), got {y.shape}")
+    if mono is True and y.ndim != 1:
+        raise AudioError(f"{name}: expected mono audio of shape (n,), got {y.shape}; use to_mono() first")
+    if mono is False and y.ndim != 2:
+        raise AudioError(f"{name}: expected multichannel audio of shape (channels, n), got {y.shape}")
+    y = y.astype(np.float32, copy=False)
+    n = y.shape[-1]
+    if not np.all(np.isfinite(y)):
+        bad = int(np.size(y) - np.isfinite(y).sum())
+        raise AudioError(f"{name}: contains {bad} NaN or infinite samples")
+    dur = n / sr
+    if dur < min_duration:
+        raise AudioError(f"{name}: too short ({dur:.3f} s < {min_duration} s at {sr} Hz)")
+    if max_duration is not None and dur > max_duration:
+        raise AudioError(f"{name}: too long ({dur:.2f} s > {max_duration} s); trim it with trim_or_pad()")
+    if not allow_silence and float(np.max(np.abs(y))) < SILENCE_PEAK:
+        raise AudioError(f"{name}: is silent (peak below {SILENCE_PEAK:g})")
+    return y
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average the channels of ``(channels, n)`` audio; 1-D input is returned unchanged."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 1:
+        return y
+    if y.ndim != 2:
+        raise AudioError(f"to_mono: expected (n,) or (channels, n), got {y.shape}")
+    return y.mean(axis=0)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Polyphase resampling (scipy) along the last axis; exact no-op when the rates are equal."""
+    orig_sr, target_sr = _check_rate(orig_sr, "source rate"), _check_rate(target_sr, "target rate")
+    if orig_sr == target_sr:
+        return np.asarray(y, dtype=np.float32)
+    g = gcd(orig_sr, target_sr)
+    return resample_poly(y, target_sr // g, orig_sr // g, axis=-1).astype(np.float32)
+
+
+def trim_or_pad(y: np.ndarray, n_samples: int) -> np.ndarray:
+    """Crop or zero-pad the last axis to exactly ``n_samples``."""
+    if n_samples <= 0:
+        raise AudioError(f"trim_or_pad: target length must be positive, got {n_samples}")
+    n = y.shape[-1]
+    if n >= n_samples:
+        return y[..., :n_samples]
+    pad = [(0, 0)] * (y.ndim - 1) + [(0, n_samples - n)]
+    return np.pad(y, pad)
+
+
+def normalize_peak(y: np.ndarray, peak: float = 0.9) -> np.ndarray:
+    """Scale so that the largest absolute sample equals ``peak``."""
+    if not 0 < peak <= 1:
+        raise AudioError(f"normalize_peak: peak must be in (0, 1], got {peak}")
+    m = float(np.max(np.abs(y)))
+    if m < SILENCE_PEAK:
+        raise AudioError("normalize_peak: cannot normalise silent audio")
+    return (y * (peak / m)).astype(np.float32)
+
+
+def rms_db(y: np.ndarray) -> float:
+    """RMS level in dBFS (a full-scale sine is -3 dB)."""
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(y, dtype=np.float64))) + 1e-12))
+
+
+def normalize_loudness(y: np.ndarray, target_db: float = -20.0, max_peak: float = 0.99) -> np.ndarray:
+    """Scale to an RMS level of ``target_db`` dBFS (an unweighted loudness, not LUFS), clipping-safe.
+
+    If reaching the level would push the peak over ``max_peak`` the gain is reduced to keep the peak there.
+    """
+    if not -80 <= target_db <= 0:
+        raise AudioError(f"normalize_loudness: target_db must be in [-80, 0] dBFS, got {target_db}")
+    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+        raise AudioError("normalize_loudness: cannot normalise silent audio")
+    gain = 10 ** ((target_db - rms_db(y)) / 20)
+    peak = float(np.max(np.abs(y))) * gain
+    if peak > max_peak:
+        gain *= max_peak / peak
+    return (y * gain).astype(np.float32)
+
+
+def load_audio(
+    path: str | Path,
+    sr: int | None = 16000,
+    *,
+    mono: bool = True,
+    offset: float = 0.0,
+    duration: float | None = None,
+    allow_silence: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Read wav/flac/ogg with soundfile, mix down to mono, resample to ``sr`` (``None`` keeps the file's rate).
+
+    Returns ``(y, sr)`` with ``y`` float32 ``(n,)`` (mono) or ``(channels, n)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        info = sf.info(str(path))
+        start = int(offset * info.samplerate)
+        stop = None if duration is None else start + int(duration * info.samplerate)
+        data, file_sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioError(f"cannot read {path}: {exc}") from exc
+    y = data.T  # (channels, n)
+    y = to_mono(y) if mono else y
+    if sr is not None and sr != file_sr:
+        y = resample(y, file_sr, sr)
+    out_sr = sr or file_sr
+    y = validate_audio(y, out_sr, name=str(path.name), allow_silence=allow_silence)
+    return y, out_sr
+
+
+def save_audio(path: str | Path, y: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:
+    """Write audio (format from the extension: .wav, .flac, .ogg); clips to [-1, 1] with a clear error on NaN."""
+    y = validate_audio(np.asarray(y), sr, name=f"audio for {path}", allow_silence=True, min_duration=0.0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.clip(y, -1.0, 1.0)
+    data = data.T if data.ndim == 2 else data
+    sf.write(str(path), data, sr, subtype=subtype)
+    return path

@@ -1,0 +1,1 @@
+"""Command-line interface: ``musicprobe {demo,synth,metrics,bench,info,data}``."""

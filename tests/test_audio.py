@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SR, sine
+
+from musicprobe.audio import (
+    MelConfig,
+    load_audio,
+    log_mel,
+    mel_to_audio,
+    normalize_loudness,
+    normalize_peak,
+    resample,
+    save_audio,
+    to_mono,
+    trim_or_pad,
+    validate_audio,
+)
+from musicprobe.audio.io import rms_db
+from musicprobe.errors import AudioError, ConfigError
+
+
+@pytest.mark.parametrize(
+    "y, sr, match",
+    [
+        (np.array([0.1, np.nan] * 800, np.float32), SR, "NaN"),
+        (np.zeros(SR, np.float32), SR, "silent"),
+        (np.ones((SR, 2), np.float32) * 0.1, SR, r"\(samples, channels\)"),
+        (np.ones((3, 3, SR), np.float32), SR, "expected shape"),
+        (np.ones(SR, np.float32) * 0.1, 1000, "unsupported sample rate"),
+        (np.ones(10, np.float32) * 0.1, SR, "too short"),
+    ],
+)
+def test_validate_rejects_bad_audio_with_a_clear_message(y, sr, match):
+    with pytest.raises(AudioError, match=match):
+        validate_audio(y, sr)
+
+
+def test_validate_too_long_and_mono_requirement():
+    with pytest.raises(AudioError, match="too long"):
+        validate_audio(sine(440, 2.0), SR, max_duration=1.0)
+    with pytest.raises(AudioError, match="to_mono"):
+        validate_audio(np.stack([sine(440), sine(440)]), SR, mono=True)
+
+
+def test_save_load_roundtrip_resamples_and_mixes_down(tmp_path):
+    stereo = np.stack([sine(440, 1.0, 44100), sine(440, 1.0, 44100) * 0.5])
+    path = save_audio(tmp_path / "x.flac", stereo, 44100)
+    y, sr = load_audio(path, 16000)
+    assert sr == 16000 and y.ndim == 1 and abs(y.size - 16000) <= 1
+    assert np.max(np.abs(y)) == pytest.approx(0.375, abs=0.02)  # mean of 0.5 and 0.25 peaks
+
+
+def test_load_reports_unreadable_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(AudioError, match="cannot read"):
+        load_audio(bad)
+    with pytest.raises(AudioError, match="not found"):
+        load_audio(tmp_path / "missing.wav")
+
+
+def test_load_offset_and_duration(tmp_path):
+    y = np.concatenate([sine(220, 1.0), sine(880, 1.0)])
+    sf.write(tmp_path / "two.wav", y, SR)
+    part, _ = load_audio(tmp_path / "two.wav", SR, offset=1.0, duration=0.5)
+    assert part.size == SR // 2
+    spectrum = np.abs(np.fft.rfft(part))
+    assert np.argmax(spectrum) * SR / part.size == pytest.approx(880, abs=3)
+
+
+def test_resample_preserves_frequency_and_length():
+    y = resample(sine(1000, 1.0, 16000), 16000, 22050)
+    assert y.size == 22050
+    assert np.argmax(np.abs(np.fft.rfft(y))) == pytest.approx(1000, abs=2)
+    x = sine(440)
+    assert resample(x, SR, SR) is not None and np.array_equal(resample(x, SR, SR), x)
+
+
+def test_trim_pad_mono_and_normalisation():
+    y = sine(440, 1.0)
+    assert trim_or_pad(y, 100).size == 100
+    padded = trim_or_pad(y, SR * 2)
+    assert padded.size == SR * 2 and np.all(padded[SR:] == 0)
+    assert to_mono(np.stack([y, -y])).max() == 0
+    assert np.max(np.abs(normalize_peak(y, 0.5))) == pytest.approx(0.5)
+    assert rms_db(normalize_loudness(y, -30)) == pytest.approx(-30, abs=0.01)
+    loud = normalize_loudness(y, -1)  # would need a peak above 0.99: gain is limited
+    assert np.max(np.abs(loud)) == pytest.approx(0.99, abs=1e-4)
+    with pytest.raises(AudioError, match="silent"):
+        normalize_peak(np.zeros(100, np.float32))
+
+
+def test_mel_shape_and_hop_convention():
+    cfg = MelConfig()  # AudioLDM2: hop 160 = 100 frames per second
+    M = log_mel(sine(440, 2.0), cfg)
+    assert M.shape == (64, 201)
+    assert M.min() >= np.log(1e-5) - 1e-6
+    with pytest.raises(ConfigError, match="hop_length"):
+        MelConfig(hop_length=2048)
+
+
+def test_mel_to_audio_reconstructs_the_spectrogram():
+    cfg = MelConfig(hop_length=256)
+    y = sine(330, 2.0) + sine(660, 2.0, amp=0.2)
+    M = log_mel(y, cfg)
+    back = mel_to_audio(M, cfg, n_iter=32)
+    err = np.mean(np.abs(log_mel(back, cfg)[:, 2:-2] - M[:, 2:-2]))
+    noise = np.mean(np.abs(log_mel(np.random.default_rng(0).normal(0, 0.1, y.size).astype(np.float32), cfg) - M))
+    assert err < 0.25 * noise
+    with pytest.raises(AudioError, match="NaN"):
+        mel_to_audio(np.full((64, 10), np.nan), cfg)
