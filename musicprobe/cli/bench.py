@@ -38,7 +38,67 @@ def bench_metrics(repeats: int = 3) -> dict:
     return {"seconds_per_compare": round((time.perf_counter() - t) / repeats, 3)}
 
 
-BENCHES = {"synth": bench_synth, "metrics": bench_metrics}
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def bench_hooks(repeats: int = 30, steps: int = 10) -> dict:
+    """Per tiny model: time of (idle hooks on every attention layer) / stock, (pattern capture on two layers) /
+    stock, and the bytes a capture of every attention pattern holds with and without reduction over ``steps``."""
+    import torch
+
+    from musicprobe.hooks import Probe
+    from musicprobe.models import TINY_MODELS, tiny_model
+
+    torch.set_num_threads(1)
+    results = {}
+    for name in TINY_MODELS:
+        tm = tiny_model(name)
+        probe = Probe(tm.model)
+        x = tm.make_inputs("A")
+        tm(**x)  # warm-up
+        stock = _median_time(lambda: tm(**x), repeats)  # noqa: B023
+        attn = probe.points(kind="attention")
+        idle_names = [f"{p}.hook_pattern" for p in attn]
+        with probe.capture(idle_names, steps=[10**9]):  # installed everywhere, never fires
+            idle = _median_time(lambda: tm(**x), repeats)  # noqa: B023
+        with probe.capture(idle_names[:2]):
+            cap = _median_time(lambda: tm(**x), repeats)  # noqa: B023
+        sizes = {}
+        for label, kw in (("raw", {"heads": "all"}), ("reduced", {"heads": "mean", "reduce_steps": True})):
+            with probe.capture(idle_names, **kw) as cache:
+                for i in range(steps):
+                    xi = dict(x)
+                    if "timestep" in xi:
+                        xi["timestep"] = torch.full_like(
+                            torch.as_tensor(xi["timestep"], dtype=torch.float32), 1.0 - i / steps
+                        )
+                    else:
+                        probe.reset_state() if i == 0 else None
+                    tm(**xi)
+            sizes[label] = cache.nbytes
+        results[name] = {
+            "stock_ms": round(stock * 1e3, 3),
+            "idle_ratio": round(idle / stock, 3),
+            "capture_2_layers_ratio": round(cap / stock, 3),
+            "capture_bytes_raw": sizes["raw"],
+            "capture_bytes_reduced": sizes["reduced"],
+        }
+    return {
+        "repeats": repeats,
+        "steps": steps,
+        "goals": {"idle_ratio": 1.02, "capture_2_layers_ratio": 1.3},
+        "models": results,
+    }
+
+
+BENCHES = {"synth": bench_synth, "metrics": bench_metrics, "hooks": bench_hooks}
 
 
 def run_bench(name: str, **kw) -> dict:

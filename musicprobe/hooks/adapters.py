@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -49,11 +50,17 @@ class Point:
         return self.kind in ATTN_KINDS
 
 
+@lru_cache(maxsize=64)
+def _forward_signature(cls: type) -> inspect.Signature:
+    return inspect.signature(cls.forward)
+
+
 def bind_inputs(module: nn.Module, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """Arguments of ``module.forward`` by name (positional ones included)."""
-    sig = inspect.signature(module.forward)
-    bound = sig.bind_partial(*args, **kwargs)
-    return dict(bound.arguments)
+    """Arguments of ``module.forward`` by name (positional ones included); signatures are cached per class."""
+    bound = _forward_signature(type(module)).bind_partial(module, *args, **kwargs)
+    out = dict(bound.arguments)
+    out.pop("self", None)
+    return out
 
 
 class Adapter:

@@ -512,10 +512,22 @@ class Probe:
         st.timestep = t
         st.text_len = self.adapter.read_text_len(inputs)
 
+    def _point_active(self, name: str) -> bool:
+        """Whether any open context acts on attention point ``name`` at the current step (else: stock fast path)."""
+        step = self.state.current_step
+        if any(name in c.wanted and (c.steps is None or step in c.steps) for c in self._captures):
+            return True
+        if any(name in r.points and (r.steps is None or step in r.steps) for r in self._recorders):
+            return True
+        if any(name in e.points and (e.steps is None or step in e.steps) for e in self._editors):
+            return True
+        return any(name in i.schedule.layers and i.schedule.weight(step, name) > 0 for i in self._injectors)
+
     def _make_enter(self, point: Point):
         def enter(module, args):
-            mode = _SDPAMode(self, point)
-            mode.__enter__()
+            mode = _SDPAMode(self, point) if self._point_active(point.name) else None
+            if mode is not None:
+                mode.__enter__()
             self._modes.setdefault(point.name, []).append(mode)
 
         return enter
@@ -524,7 +536,9 @@ class Probe:
         def exit_(module, args, output):
             stack = self._modes.get(point.name)
             if stack:
-                stack.pop().__exit__(None, None, None)
+                mode = stack.pop()
+                if mode is not None:
+                    mode.__exit__(None, None, None)
             return None
 
         return exit_
@@ -547,7 +561,7 @@ class Probe:
     def _make_interface_fn(self, stock: Callable):
         def probe_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kw):
             name = getattr(module, "_musicprobe_point", None)
-            if name is None:
+            if name is None or not self._point_active(name):
                 return stock(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kw)
             point = self.adapter.points[name]
             is_causal = kw.get("is_causal")

@@ -212,6 +212,64 @@ def tiny_musicgen() -> TinyModel:
     return TinyModel("musicgen", model, inputs)
 
 
+_TOKEN_WORDS = [
+    "a",
+    "an",
+    "the",
+    "with",
+    "and",
+    "of",
+    "in",
+    "at",
+    "by",
+    "playing",
+    "plays",
+    "melody",
+    "chords",
+    "bass",
+    "drums",
+    "track",
+    "piece",
+    "tune",
+    "song",
+    "music",
+    "style",
+    "piano",
+    "guitar",
+    "flute",
+    "violin",
+    "trumpet",
+    "organ",
+    "synth",
+    "lead",
+    "happy",
+    "sad",
+    "calm",
+    "dark",
+    "pop",
+    "rock",
+    "jazz",
+    "reggae",
+    "waltz",
+    "electronic",
+    "classical",
+    "fast",
+    "slow",
+]
+
+
+def tiny_t5_tokenizer(max_vocab: int = 128):
+    """A T5 (SentencePiece-Unigram) tokenizer built in memory from a small music vocabulary, plus letters as a
+    fallback, so every prompt tokenizes offline. Ids stay below ``max_vocab`` (the tiny MusicGen's text vocab)."""
+    from transformers import T5Tokenizer
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [("▁" + w, 0.0) for w in _TOKEN_WORDS]
+    pieces += [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"] + [("▁", -8.0)]
+    if len(pieces) > max_vocab:
+        raise ValueError(f"vocabulary of {len(pieces)} pieces exceeds max_vocab={max_vocab}")
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
+
+
 TINY_MODELS: dict[str, Callable[[], TinyModel]] = {
     "flux": tiny_flux,
     "stable_audio": tiny_stable_audio,
