@@ -259,16 +259,11 @@ class Probe:
             reduce_steps,
             dtype,
         )
-        with ExitStack() as stack:
-            for pname, qs in wanted.items():
-                p = self.adapter.points[pname]
-                if p.is_attention and qs:
-                    stack.enter_context(self._attention_hook(p))
-                if not p.is_attention:
-                    stack.enter_context(self._block_hook(p))
-            stack.enter_context(self._step_tracker())
-            self._captures.append(spec)
-            stack.callback(self._captures.remove, spec)
+        hooks = [
+            self._attention_hook(p) if p.is_attention else self._block_hook(p)
+            for p in (self.adapter.points[n] for n in wanted)
+        ]
+        with self._activation(hooks, self._captures, spec):
             try:
                 yield spec.cache
             finally:
@@ -285,12 +280,7 @@ class Probe:
         """Record K and V of attention ``points`` at every call, keyed by the time key (see ``at_step``)."""
         pts = self._attention_points(points)
         rec = _Recorder({p.name for p in pts}, KVStore(), _as_set(steps), dtype)
-        with ExitStack() as stack:
-            for p in pts:
-                stack.enter_context(self._attention_hook(p))
-            stack.enter_context(self._step_tracker())
-            self._recorders.append(rec)
-            stack.callback(self._recorders.remove, rec)
+        with self._activation([self._attention_hook(p) for p in pts], self._recorders, rec):
             yield rec.store
 
     @contextmanager
@@ -305,12 +295,7 @@ class Probe:
         if missing:
             raise MusicProbeError(f"inject: the store has no K/V for {missing[:4]}; recorded: {store.points()[:6]}")
         inj = _Injector(store, schedule)
-        with ExitStack() as stack:
-            for p in pts:
-                stack.enter_context(self._attention_hook(p))
-            stack.enter_context(self._step_tracker())
-            self._injectors.append(inj)
-            stack.callback(self._injectors.remove, inj)
+        with self._activation([self._attention_hook(p) for p in pts], self._injectors, inj):
             yield schedule
 
     @contextmanager
@@ -324,12 +309,7 @@ class Probe:
         """Let ``fn(probs, call) -> probs`` rewrite attention probabilities (Prompt-to-Prompt style edits)."""
         pts = self._attention_points(points)
         ed = _Editor({p.name for p in pts}, fn, _as_set(steps))
-        with ExitStack() as stack:
-            for p in pts:
-                stack.enter_context(self._attention_hook(p))
-            stack.enter_context(self._step_tracker())
-            self._editors.append(ed)
-            stack.callback(self._editors.remove, ed)
+        with self._activation([self._attention_hook(p) for p in pts], self._editors, ed):
             yield
 
     @contextmanager
@@ -338,12 +318,7 @@ class Probe:
         names = [points] if isinstance(points, str) else list(points)
         pts = [self.resolve(n) for n in names]
         bp = _Bypass({p.name for p in pts}, _as_set(steps))
-        with ExitStack() as stack:
-            for p in pts:
-                stack.enter_context(self._block_hook(p))
-            stack.enter_context(self._step_tracker())
-            self._bypasses.append(bp)
-            stack.callback(self._bypasses.remove, bp)
+        with self._activation([self._block_hook(p) for p in pts], self._bypasses, bp):
             yield
 
     @contextmanager
@@ -402,6 +377,17 @@ class Probe:
         return int(total)
 
     # ---------------------------------------------------------------- installation (ref-counted)
+    @contextmanager
+    def _activation(self, hooks: list, registry: list, item: Any) -> Iterator[None]:
+        """Install ``hooks`` and the step tracker, register ``item`` as active; undo all of it on exit."""
+        with ExitStack() as stack:
+            for hook in hooks:
+                stack.enter_context(hook)
+            stack.enter_context(self._step_tracker())
+            registry.append(item)
+            stack.callback(registry.remove, item)
+            yield
+
     @contextmanager
     def _attention_hook(self, point: Point) -> Iterator[None]:
         inst = self._attn_installed.setdefault(point.name, _Installed())
