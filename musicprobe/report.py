@@ -13,7 +13,9 @@ import plotly.graph_objects as go
 import soundfile as sf
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+.tablewrap{overflow-x:auto}
+table{border-collapse:collapse;margin:1em 0;font-size:.85em}
+td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.audio{display:inline-block;margin:6px 16px 6px 0}
 .audio span{display:block;font-size:.9em;color:#555}p.note{color:#555;font-size:.95em}"""
 
@@ -64,7 +66,7 @@ class HtmlReport:
                 for c in cols
             )
             body.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
-        self._parts.append(f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>")
+        self._parts.append(f"<div class='tablewrap'><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>")
         return self
 
     def to_html(self) -> str:
