@@ -389,66 +389,50 @@ class Probe:
             yield
 
     @contextmanager
-    def _attention_hook(self, point: Point) -> Iterator[None]:
+    def _refcounted(
+        self, inst: _Installed, install: Callable[[], list], on_release: Callable[[], Any] | None = None
+    ) -> Iterator[None]:
+        """Install on first use (``install`` returns removable handles); remove when the last user leaves."""
+        if inst.refs == 0:
+            inst.handles = install()
+        inst.refs += 1
+        try:
+            yield
+        finally:
+            inst.refs -= 1
+            if inst.refs == 0:
+                for h in inst.handles:
+                    h.remove()
+                inst.handles = []
+                if on_release is not None:
+                    on_release()
+
+    def _attention_hook(self, point: Point):
+        def install() -> list:
+            if self.adapter.mechanism == "sdpa":
+                return [
+                    point.module.register_forward_pre_hook(self._make_enter(point)),
+                    point.module.register_forward_hook(self._make_exit(point), always_call=True),
+                ]
+            self._interface_acquire()
+            point.module._musicprobe_point = point.name  # type: ignore[attr-defined]
+            return [_AttrCleanup(point.module, "_musicprobe_point"), _InterfaceRelease(self)]
+
         inst = self._attn_installed.setdefault(point.name, _Installed())
-        if inst.refs == 0:
-            try:
-                if self.adapter.mechanism == "sdpa":
-                    inst.handles = [
-                        point.module.register_forward_pre_hook(self._make_enter(point)),
-                        point.module.register_forward_hook(self._make_exit(point), always_call=True),
-                    ]
-                else:
-                    self._interface_acquire()
-                    point.module._musicprobe_point = point.name  # type: ignore[attr-defined]
-                    inst.handles = [_AttrCleanup(point.module, "_musicprobe_point"), _InterfaceRelease(self)]
-            except BaseException:
-                for h in inst.handles:
-                    h.remove()
-                inst.handles = []
-                raise
-        inst.refs += 1
-        try:
-            yield
-        finally:
-            inst.refs -= 1
-            if inst.refs == 0:
-                for h in inst.handles:
-                    h.remove()
-                inst.handles = []
-                self._modes.pop(point.name, None)
+        return self._refcounted(inst, install, lambda: self._modes.pop(point.name, None))
 
-    @contextmanager
-    def _block_hook(self, point: Point) -> Iterator[None]:
-        inst = self._block_installed.setdefault(point.name, _Installed())
-        if inst.refs == 0:
-            inst.handles = [point.module.register_forward_hook(self._make_block_hook(point), with_kwargs=True)]
-        inst.refs += 1
-        try:
-            yield
-        finally:
-            inst.refs -= 1
-            if inst.refs == 0:
-                for h in inst.handles:
-                    h.remove()
-                inst.handles = []
+    def _block_hook(self, point: Point):
+        def install() -> list:
+            return [point.module.register_forward_hook(self._make_block_hook(point), with_kwargs=True)]
 
-    @contextmanager
-    def _step_tracker(self) -> Iterator[None]:
-        if self._tracker.refs == 0:
+        return self._refcounted(self._block_installed.setdefault(point.name, _Installed()), install)
+
+    def _step_tracker(self):
+        def install() -> list:
             self.state = RunState()
-            self._tracker.handles = [
-                self.adapter.denoiser().register_forward_pre_hook(self._on_denoiser_call, with_kwargs=True)
-            ]
-        self._tracker.refs += 1
-        try:
-            yield
-        finally:
-            self._tracker.refs -= 1
-            if self._tracker.refs == 0:
-                for h in self._tracker.handles:
-                    h.remove()
-                self._tracker.handles = []
+            return [self.adapter.denoiser().register_forward_pre_hook(self._on_denoiser_call, with_kwargs=True)]
+
+        return self._refcounted(self._tracker, install)
 
     def _interface_acquire(self) -> None:
         if self._interface_saved is not None:
@@ -471,7 +455,6 @@ class Probe:
         for c, _ in saved:
             c._attn_implementation = _INTERFACE_NAME
         self._interface_saved = saved
-        self._interface_users = 0
 
     def _interface_release(self) -> None:
         if self._interface_saved is None:
