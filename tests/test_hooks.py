@@ -344,3 +344,19 @@ def test_attention_probs_helper_handles_masks_and_gqa():
     assert torch.allclose(p.sum(-1), torch.ones(1, 4, 3)) and torch.all(p[..., 2] == 0)
     c = attention_probs(torch.randn(1, 1, 4, 8), torch.randn(1, 1, 4, 8), is_causal=True)
     assert torch.all(c.triu(1) == 0)
+
+
+def test_block_outputs_are_captured_whole_not_head_reduced():
+    tm = tiny_model("unet2d")
+    probe = Probe(tm.model)
+    seen = {}
+    blk = probe.resolve("down.1.layer0").module
+
+    def spy(module, args, output):
+        seen["out"] = output[0] if isinstance(output, tuple) else output.sample  # returns None: output unchanged
+
+    h = blk.register_forward_hook(spy)
+    with probe.capture(["down.1.layer0.hook_out"], dtype=torch.float32) as cache:  # default heads="mean"
+        run(tm)
+    h.remove()
+    assert torch.equal(cache["down.1.layer0.hook_out"], seen["out"])  # (batch, channels, H, W), channels kept

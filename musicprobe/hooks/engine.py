@@ -665,7 +665,7 @@ class Probe:
         x = value.detach()
         rows = _branch_rows(x.shape[0], cap.branch, self.adapter.cfg_order, point)
         x = x[rows]
-        if x.ndim == 4 and qty != "hook_out_block":
+        if self.adapter.points[point].is_attention:  # (batch, heads, ...): blocks have no head axis
             if cap.heads == "mean":
                 x = x.float().mean(dim=1)
             elif cap.heads != "all":
