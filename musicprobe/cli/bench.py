@@ -79,8 +79,6 @@ def bench_hooks(repeats: int = 30, steps: int = 10) -> dict:
                         xi["timestep"] = torch.full_like(
                             torch.as_tensor(xi["timestep"], dtype=torch.float32), 1.0 - i / steps
                         )
-                    else:
-                        probe.reset_state() if i == 0 else None
                     tm(**xi)
             sizes[label] = cache.nbytes
         results[name] = {

@@ -43,6 +43,25 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _per_prompt(batch: int, *shape: int, generator: torch.Generator) -> torch.Tensor:
+    """One prompt's conditioning of ``shape``, repeated over the batch (as pipelines do for CFG halves)."""
+    return torch.randn(1, *shape, generator=generator).expand(batch, *shape).clone()
+
+
+# the shared shape of both tiny UNets (they differ only in their conditioning streams)
+_TINY_UNET = dict(
+    block_out_channels=(8, 16),
+    layers_per_block=1,
+    norm_num_groups=8,
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    attention_head_dim=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+)
+
+
 def tiny_flux() -> TinyModel:
     from diffusers import FluxTransformer2DModel
 
@@ -63,8 +82,8 @@ def tiny_flux() -> TinyModel:
         g_x, g_t = _gen(seed), _gen(100 + ord(prompt[0]))
         return {
             "hidden_states": torch.randn(batch, n_audio, 4, generator=g_x),
-            "encoder_hidden_states": torch.randn(1, n_text, 32, generator=g_t).expand(batch, -1, -1).clone(),
-            "pooled_projections": torch.randn(1, 32, generator=_gen(7)).expand(batch, -1).clone(),
+            "encoder_hidden_states": _per_prompt(batch, n_text, 32, generator=g_t),
+            "pooled_projections": _per_prompt(batch, 32, generator=_gen(7)),
             "timestep": torch.full((batch,), 0.5),
             "img_ids": torch.stack([torch.zeros(n_audio), torch.arange(n_audio).float(), torch.zeros(n_audio)], 1),
             "txt_ids": torch.zeros(n_text, 3),
@@ -95,10 +114,8 @@ def tiny_stable_audio() -> TinyModel:
         return {
             "hidden_states": torch.randn(batch, 3, n_frames, generator=_gen(seed)),
             "timestep": torch.full((batch,), 0.7),
-            "encoder_hidden_states": torch.randn(1, n_text, 4, generator=_gen(100 + ord(prompt[0])))
-            .expand(batch, -1, -1)
-            .clone(),
-            "global_hidden_states": torch.randn(1, 1, 8, generator=_gen(7)).expand(batch, -1, -1).clone(),
+            "encoder_hidden_states": _per_prompt(batch, n_text, 4, generator=_gen(100 + ord(prompt[0]))),
+            "global_hidden_states": _per_prompt(batch, 1, 8, generator=_gen(7)),
             "rotary_embedding": _stable_audio_rope(n_frames + 1, 4),
         }
 
@@ -115,26 +132,15 @@ def tiny_audioldm2_unet() -> TinyModel:
     from diffusers.pipelines.audioldm2.modeling_audioldm2 import AudioLDM2UNet2DConditionModel
 
     torch.manual_seed(0)
-    model = AudioLDM2UNet2DConditionModel(
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=([None, 16, 32], [None, 16, 32]),
-        attention_head_dim=4,
-    ).eval()
+    model = AudioLDM2UNet2DConditionModel(**_TINY_UNET, cross_attention_dim=([None, 16, 32], [None, 16, 32])).eval()
 
     def inputs(prompt: str = "A", batch: int = 1, seed: int = 0, n_text: int = 6) -> dict:
         g = _gen(100 + ord(prompt[0]))
         return {
             "sample": torch.randn(batch, 4, 8, 8, generator=_gen(seed)),
             "timestep": torch.tensor(500),
-            "encoder_hidden_states": torch.randn(1, n_text, 16, generator=g).expand(batch, -1, -1).clone(),
-            "encoder_hidden_states_1": torch.randn(1, n_text + 2, 32, generator=g).expand(batch, -1, -1).clone(),
+            "encoder_hidden_states": _per_prompt(batch, n_text, 16, generator=g),
+            "encoder_hidden_states_1": _per_prompt(batch, n_text + 2, 32, generator=g),
         }
 
     return TinyModel("audioldm2_unet", model, inputs)
@@ -144,26 +150,13 @@ def tiny_unet2d() -> TinyModel:
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(0)
-    model = UNet2DConditionModel(
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        cross_attention_dim=16,
-        attention_head_dim=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-    ).eval()
+    model = UNet2DConditionModel(**_TINY_UNET, cross_attention_dim=16).eval()
 
     def inputs(prompt: str = "A", batch: int = 1, seed: int = 0, n_text: int = 6) -> dict:
         return {
             "sample": torch.randn(batch, 4, 8, 8, generator=_gen(seed)),
             "timestep": torch.tensor(500),
-            "encoder_hidden_states": torch.randn(1, n_text, 16, generator=_gen(100 + ord(prompt[0])))
-            .expand(batch, -1, -1)
-            .clone(),
+            "encoder_hidden_states": _per_prompt(batch, n_text, 16, generator=_gen(100 + ord(prompt[0]))),
         }
 
     return TinyModel("unet2d", model, inputs)
