@@ -46,7 +46,9 @@ def _cmd_metrics(a: argparse.Namespace) -> None:
 def _cmd_bench(a: argparse.Namespace) -> None:
     from musicprobe.cli.bench import run_bench
 
-    kw = {"n": a.n} if a.name == "synth" and a.n else {}
+    kw = {"n": a.n} if a.n else {}
+    if a.quick:
+        kw["quick"] = True
     result = run_bench(a.name, **kw)
     print(json.dumps(result, indent=1) if a.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
@@ -72,6 +74,24 @@ def _cmd_data(a: argparse.Namespace) -> None:
             raise MusicProbeError(f"checksum mismatch: {', '.join(bad)}")
     else:
         print("\n".join(list_samples()))
+
+
+def _cmd_invert(a: argparse.Namespace) -> None:
+    from musicprobe.cli.commands import run_invert
+
+    run_invert(a)
+
+
+def _cmd_edit(a: argparse.Namespace) -> None:
+    from musicprobe.cli.commands import run_edit
+
+    run_edit(a)
+
+
+def _cmd_zoo(a: argparse.Namespace) -> None:
+    from musicprobe.cli.commands import run_zoo
+
+    run_zoo(a)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,11 +124,58 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks (speed, memory, quality)")
     b.add_argument("name")
     b.add_argument("--json", action="store_true")
-    b.add_argument("--n", type=int, default=0)
+    b.add_argument("--n", type=int, default=0, help="problem size (clips/pairs), where the benchmark has one")
+    b.add_argument("--quick", action="store_true", help="a smaller, faster version where the benchmark has one")
     b.set_defaults(func=_cmd_bench)
 
     i = sub.add_parser("info", help="list instruments, genres, moods and metrics")
     i.set_defaults(func=_cmd_info)
+
+    inv = sub.add_parser("invert", help="invert audio with a flow model and regenerate it; report the errors")
+    inv.add_argument("audio")
+    inv.add_argument("--prompt", default="", help="the prompt to invert under (the source caption)")
+    inv.add_argument("--solver", default="rf-solver", choices=["euler", "rf-solver", "ddim"])
+    inv.add_argument("--steps", type=int, default=25)
+    inv.add_argument("--guidance", type=float, default=1.0)
+    inv.add_argument("--model", default="mini-flux", help="zoo name or a mini-flux weights folder")
+    inv.add_argument("--out", help="folder for the trace, reconstruction.wav and drift.html")
+    inv.add_argument("--json", action="store_true")
+    inv.set_defaults(func=_cmd_invert)
+
+    e = sub.add_parser("edit", help="edit audio with a method")
+    esub = e.add_subparsers(dest="method", required=True)
+    mr = esub.add_parser("musrec", help="MusRec: RF-Solver inversion + K/V injection in single-stream blocks")
+    mr.add_argument("audio")
+    mr.add_argument("--source-prompt", required=True)
+    mr.add_argument("--target-prompt", required=True)
+    mr.add_argument("--inject", default="kv", choices=["none", "k", "v", "kv"])
+    mr.add_argument("--inject-steps", type=int, default=5)
+    mr.add_argument("--blocks", default="latter_half",
+                    help="'latter_half', 'all', or comma-separated single-block indices / names")
+    mr.add_argument("--tokens", default="all", choices=["all", "audio"])
+    mr.add_argument("--no-uncond-injection", action="store_true", help="keep source features out of the uncond branch")
+    mr.add_argument("--steps", type=int, default=25)
+    mr.add_argument("--source-guidance", type=float, default=1.0)
+    mr.add_argument("--target-guidance", type=float, default=4.0)
+    mr.add_argument("--alignment", default="reference", choices=["reference", "same_time"])
+    mr.add_argument("--reference-audio", help="the true target, if known (adds similarity-to-target metrics)")
+    mr.add_argument("--model", default="mini-flux")
+    mr.add_argument("--out", required=True, help="output wav")
+    mr.add_argument("--report", help="folder for an HTML report and the result files")
+    mr.add_argument("--json", action="store_true")
+    mr.set_defaults(func=_cmd_edit)
+
+    z = sub.add_parser("zoo", help="the mini model zoo: list, train")
+    zsub = z.add_subparsers(dest="action", required=True)
+    zl = zsub.add_parser("list", help="zoo models and whether their weights are installed")
+    zl.set_defaults(func=_cmd_zoo)
+    zt = zsub.add_parser("train", help="train a zoo model (resumable; CPU or GPU)")
+    zt.add_argument("name", choices=["mini-flux", "mini-clap"])
+    zt.add_argument("--out", required=True, help="run folder (checkpoint, loss curve, exported weights)")
+    zt.add_argument("--steps", type=int, default=0)
+    zt.add_argument("--clips", type=int, default=2400)
+    zt.add_argument("--workers", type=int, default=2)
+    zt.set_defaults(func=_cmd_zoo)
 
     da = sub.add_parser("data", help="the bundled data_samples")
     da.add_argument("action", choices=["list", "verify"])

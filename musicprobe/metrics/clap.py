@@ -1,0 +1,156 @@
+"""CLAP score and Fréchet Audio Distance with either mini-CLAP or a real LAION-CLAP (same call, same meaning).
+
+- ``clap_score(model, audio, sr, text)``: cosine similarity between the audio and text embeddings, in [-1, 1]
+  (papers often report ``100 * max(cos, 0)``; we keep the raw cosine so that negative values stay visible);
+- ``fad(model, reference, generated, sr)``: Fréchet distance between Gaussians fitted to the two sets of audio
+  embeddings (as in FAD; with the embedding model named in the result, since FADs from different models are not
+  comparable);
+- ``zero_shot(model, audio, sr, field)``: classify an attribute (instrument, genre, mood) with prompt ensembles.
+
+A model is anything with ``embed_audio(list_of_audio, sr) -> (N, D)`` and ``embed_text(list_of_str) -> (N, D)``
+returning unit vectors: :class:`musicprobe.zoo.miniclap.MiniClap` or :class:`LaionClap`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+import torch
+from scipy import linalg
+
+from musicprobe.errors import ConfigError, check_known
+
+
+class AudioTextEmbedder(Protocol):
+    name: str
+
+    def embed_audio(self, audios: Sequence[np.ndarray], sr: int) -> torch.Tensor: ...
+
+    def embed_text(self, texts: Sequence[str]) -> torch.Tensor: ...
+
+
+class LaionClap:
+    """``transformers.ClapModel`` + its processor behind the embedder interface (audio resampled to 48 kHz)."""
+
+    def __init__(self, model, processor, name: str = "laion-clap"):
+        self.model = model.eval()
+        self.processor = processor
+        self.name = name
+        self.sr = int(getattr(processor.feature_extractor, "sampling_rate", 48000))
+
+    @classmethod
+    def from_pretrained(cls, hub_id_or_folder: str) -> LaionClap:
+        from transformers import ClapModel, ClapProcessor
+
+        return cls(
+            ClapModel.from_pretrained(hub_id_or_folder),
+            ClapProcessor.from_pretrained(hub_id_or_folder),
+            name=str(hub_id_or_folder),
+        )
+
+    @torch.no_grad()
+    def embed_audio(self, audios: Sequence[np.ndarray], sr: int) -> torch.Tensor:
+        from musicprobe.audio.io import resample, to_mono
+
+        if isinstance(audios, np.ndarray) and audios.ndim == 1:
+            audios = [audios]
+        xs = [resample(to_mono(a), sr, self.sr) for a in audios]
+        inputs = self.processor.feature_extractor(xs, sampling_rate=self.sr, return_tensors="pt")
+        feats = self.model.get_audio_features(**inputs)
+        feats = getattr(feats, "pooler_output", feats)
+        return torch.nn.functional.normalize(feats, dim=-1)
+
+    @torch.no_grad()
+    def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        inputs = self.processor.tokenizer(texts, padding=True, return_tensors="pt")
+        feats = self.model.get_text_features(**inputs)
+        feats = getattr(feats, "pooler_output", feats)
+        return torch.nn.functional.normalize(feats, dim=-1)
+
+
+def default_clap() -> AudioTextEmbedder:
+    """The bundled mini-CLAP."""
+    from musicprobe.zoo import load
+
+    return load("mini-clap")
+
+
+def _as_list(audio) -> list[np.ndarray]:
+    if isinstance(audio, np.ndarray) and audio.ndim == 1:
+        return [audio]
+    return list(audio)
+
+
+def clap_score(model: AudioTextEmbedder | None, audio, sr: int, text: str | Sequence[str]) -> np.ndarray | float:
+    """Cosine similarity of each audio with its text (one text for all, or one per audio)."""
+    model = model or default_clap()
+    audios = _as_list(audio)
+    texts = [text] * len(audios) if isinstance(text, str) else list(text)
+    if len(texts) != len(audios):
+        raise ConfigError(f"clap_score: {len(audios)} audios but {len(texts)} texts")
+    a, t = model.embed_audio(audios, sr), model.embed_text(texts)
+    s = (a * t).sum(-1).numpy()
+    return float(s[0]) if isinstance(audio, np.ndarray) and audio.ndim == 1 else s
+
+
+def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to the rows of ``x`` and ``y``."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2 or len(y) < 2:
+        raise ConfigError("fad needs at least 2 clips in each set")
+    mu1, mu2 = x.mean(0), y.mean(0)
+    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def fad(model: AudioTextEmbedder | None, reference, generated, sr: int) -> dict:
+    """FAD between two sets of clips in ``model``'s embedding space."""
+    model = model or default_clap()
+    e1 = model.embed_audio(_as_list(reference), sr).numpy()
+    e2 = model.embed_audio(_as_list(generated), sr).numpy()
+    return {"fad": frechet_distance(e1, e2), "embedding": model.name, "n_reference": len(e1), "n_generated": len(e2)}
+
+
+# ---- zero-shot attribute classification -----------------------------------------------------------------------
+FIELDS = ("lead", "genre", "mood")
+
+
+@lru_cache(maxsize=1)
+def label_space() -> dict[str, tuple[str, ...]]:
+    from musicprobe.synth.genres import GENRES, MOODS
+
+    leads = sorted({i for g in GENRES.values() for i in g.lead_choices})
+    return {"lead": tuple(leads), "genre": tuple(GENRES), "mood": tuple(MOODS)}
+
+
+def class_prompts(field: str, value: str) -> list[str]:
+    """Prompt ensemble for ``field == value``: the corpus's caption templates over all values of the others."""
+    space = label_space()
+    check_known("field", field, space)
+    check_known(field, value, space[field])
+    out = []
+    for lead in space["lead"] if field != "lead" else (value,):
+        for genre in space["genre"] if field != "genre" else (value,):
+            for mood in space["mood"] if field != "mood" else (value,):
+                out += [f"a {mood} {genre} piece with {lead} playing the melody", f"{lead}, {genre}, {mood}"]
+    return out
+
+
+def class_embeddings(model: AudioTextEmbedder, field: str) -> tuple[tuple[str, ...], torch.Tensor]:
+    values = label_space()[field]
+    embs = [torch.nn.functional.normalize(model.embed_text(class_prompts(field, v)).mean(0), dim=-1) for v in values]
+    return values, torch.stack(embs)
+
+
+def zero_shot(model: AudioTextEmbedder | None, audio, sr: int, field: str) -> list[str]:
+    """Predicted value of ``field`` for each audio (highest cosine to the class prompt ensembles)."""
+    model = model or default_clap()
+    values, cls = class_embeddings(model, field)
+    a = model.embed_audio(_as_list(audio), sr)
+    return [values[i] for i in (a @ cls.T).argmax(-1).tolist()]

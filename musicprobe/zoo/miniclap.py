@@ -1,0 +1,183 @@
+"""mini-CLAP: a contrastive audio-text model trained on the synthetic corpus (offline CLAP score and FAD embeddings).
+
+- audio tower: a 1-D convolutional net over the standardised log-mel of :mod:`musicprobe.zoo.codec` (frequency
+  bins are channels, convolution runs over time), mean+max pooled over time, projected to ``dim``;
+- text tower: the frozen MiniLM sentence vector, through a two-layer MLP to ``dim``;
+- loss: symmetric InfoNCE with *soft* targets. A caption names only some attributes ("a calm tune played by a
+  piano" says nothing about genre), so every clip in the batch whose attributes agree with everything a caption
+  names is a positive for it; plain CLIP loss would push those true matches apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from musicprobe.errors import ConfigError
+from musicprobe.zoo.codec import CodecConfig, MelCodec
+from musicprobe.zoo.text import TEXT_DIM, encode_text
+
+# attributes each caption template of musicprobe.synth.captions names (template index -> label fields)
+TEMPLATE_FIELDS = (
+    ("mood", "genre", "lead"),
+    ("lead", "accomp", "genre"),
+    ("genre", "lead", "accomp"),
+    ("mood", "lead"),
+    ("lead", "genre", "mood"),
+)
+
+
+@dataclass(frozen=True)
+class MiniClapConfig:
+    dim: int = 256
+    channels: tuple[int, ...] = (128, 192, 256)
+    codec: CodecConfig = CodecConfig()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MiniClapConfig:
+        return cls(d["dim"], tuple(d["channels"]), CodecConfig(**d["codec"]))
+
+
+class AudioTower(nn.Module):
+    def __init__(self, n_mels: int, channels: tuple[int, ...], dim: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv1d(n_mels, channels[0], 5, padding=2), nn.GELU()]
+        prev = channels[0]
+        for c in channels:
+            layers += [nn.Conv1d(prev, c, 5, stride=2, padding=2), nn.GroupNorm(8, c), nn.GELU()]
+            prev = c
+        self.conv = nn.Sequential(*layers)
+        self.proj = nn.Sequential(nn.Linear(2 * prev, dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:  # (B, n_mels, frames)
+        h = self.conv(mel)
+        return self.proj(torch.cat([h.mean(-1), h.amax(-1)], -1))
+
+
+class MiniClapNet(nn.Module):
+    def __init__(self, config: MiniClapConfig):
+        super().__init__()
+        self.audio = AudioTower(config.codec.n_mels, config.channels, config.dim)
+        self.text = nn.Sequential(nn.Linear(TEXT_DIM, config.dim), nn.GELU(), nn.Linear(config.dim, config.dim))
+        self.logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
+
+
+class MiniClap:
+    """Embeds audio and text into one space; ``score(audio, text)`` is their cosine similarity."""
+
+    name = "mini-clap"
+
+    def __init__(self, net: MiniClapNet, config: MiniClapConfig, meta: dict | None = None):
+        self.net = net.eval()
+        self.config = config
+        self.codec = MelCodec(config.codec)
+        self.meta = dict(meta or {})
+
+    @torch.no_grad()
+    def embed_mel(self, mels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Standardised log-mels ``(B, n_mels, n_frames)`` -> unit embeddings ``(B, dim)``."""
+        m = torch.as_tensor(np.asarray(mels, dtype=np.float32))
+        return nn.functional.normalize(self.net.audio(m), dim=-1)
+
+    def embed_audio(self, audios: list[np.ndarray] | np.ndarray, sr: int) -> torch.Tensor:
+        if isinstance(audios, np.ndarray) and audios.ndim == 1:
+            audios = [audios]
+        return self.embed_mel(np.stack([self.codec.mel(a, sr) for a in audios]))
+
+    @torch.no_grad()
+    def embed_text(self, texts: list[str] | str) -> torch.Tensor:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return nn.functional.normalize(self.net.text(encode_text(texts).pooled), dim=-1)
+
+    def save(self, folder: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(folder / "model.safetensors"))
+        (folder / "config.json").write_text(json.dumps({"config": self.config.to_dict(), **self.meta}, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> MiniClap:
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / "config.json").exists():
+            raise ConfigError(f"no mini-CLAP weights in {folder} (config.json missing)")
+        info = json.loads((folder / "config.json").read_text())
+        config = MiniClapConfig.from_dict(info.pop("config"))
+        net = MiniClapNet(config)
+        net.load_state_dict(load_file(str(folder / "model.safetensors")))
+        return cls(net, config, meta=info)
+
+
+def positive_mask(labels: dict[str, list[str]], clip_idx: np.ndarray, template_idx: np.ndarray) -> torch.Tensor:
+    """``M[i, j] = 1`` when clip ``j`` has every attribute caption ``i`` (clip_idx[i], template) names."""
+    n = len(clip_idx)
+    m = np.ones((n, n), dtype=bool)
+    for i in range(n):
+        for f in TEMPLATE_FIELDS[int(template_idx[i])]:
+            vals = np.array([labels[f][int(c)] for c in clip_idx])
+            m[i] &= vals == labels[f][int(clip_idx[i])]
+    return torch.as_tensor(m, dtype=torch.float32)
+
+
+def train_miniclap(
+    out: str | Path,
+    mels: np.ndarray,
+    captions: list[list[str]],
+    labels: dict[str, list[str]],
+    *,
+    steps: int = 1500,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    codec: CodecConfig | None = None,
+    meta: dict | None = None,
+    log=print,
+) -> MiniClap:
+    """Train mini-CLAP on raw log-mels ``(N, n_mels, frames)`` with their captions; saves to ``out``."""
+    codec = codec or CodecConfig()
+    torch.manual_seed(seed)
+    config = MiniClapConfig(codec=codec)
+    net = MiniClapNet(config).train()
+    x = torch.as_tensor((mels.astype(np.float32) - codec.mel_mean) / codec.mel_std)
+    n_caps = len(captions[0])
+    pooled = encode_text([c for caps in captions for c in caps]).pooled
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    for step in range(steps):
+        idx = torch.randint(len(x), (batch_size,), generator=g).numpy()
+        tmpl = rng.integers(n_caps, size=batch_size)
+        m = x[idx]
+        m = m + 0.3 * torch.randn(batch_size, 1, 1, generator=g) / codec.mel_std * 3  # gain jitter
+        m = m + 0.05 * torch.randn(m.shape, generator=g)
+        a = nn.functional.normalize(net.audio(m), dim=-1)
+        t = nn.functional.normalize(net.text(pooled[idx * n_caps + tmpl]), dim=-1)
+        logits = net.logit_scale.exp().clamp(max=100) * t @ a.T  # texts x audios
+        pos = positive_mask(labels, idx, tmpl)
+        loss_t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+        loss_a = -(pos.T / pos.T.sum(1, keepdim=True) * logits.T.log_softmax(1)).sum(1).mean()
+        loss = (loss_t + loss_a) / 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % 100 == 0:
+            log(json.dumps({"step": step + 1, "loss": round(loss.item(), 4)}))
+    clap = MiniClap(net.eval(), config, meta={"name": "mini-clap", "train_steps": steps, **(meta or {})})
+    clap.save(out)
+    return clap

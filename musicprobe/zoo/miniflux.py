@@ -1,0 +1,220 @@
+"""mini-flux: a small FluxMusic-style rectified-flow MM-DiT (diffusers ``FluxTransformer2DModel``) on log-mel tokens.
+
+Conventions (the same as FluxMusic / diffusers' Flux pipelines):
+
+- rectified flow ``x_t = (1 - t) x0 + t * eps`` with ``t`` in [0, 1]; the network predicts the velocity
+  ``v = eps - x0``; sampling integrates ``dx/dt = v`` from ``t = 1`` (noise) down to ``t = 0``;
+- text: MiniLM per-token states enter the double-stream blocks as joint-attention tokens, the pooled sentence
+  vector enters through the adaLN conditioning; the unconditional prompt is the empty string;
+- classifier-free guidance stacks ``[uncond ; cond]`` (diffusers' order, which the hook adapters assume).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from musicprobe.errors import ConfigError
+from musicprobe.zoo.codec import CodecConfig, MelCodec
+from musicprobe.zoo.text import MAX_TOKENS, TEXT_DIM, TextStates, encode_text
+
+
+@dataclass(frozen=True)
+class MiniFluxConfig:
+    """Architecture of mini-flux (the arguments of ``FluxTransformer2DModel``) and its codec."""
+
+    num_layers: int = 2  # double-stream blocks
+    num_single_layers: int = 6  # single-stream blocks
+    num_attention_heads: int = 6
+    attention_head_dim: int = 32
+    axes_dims_rope: tuple[int, int, int] = (8, 12, 12)
+    max_text_tokens: int = MAX_TOKENS
+    codec: CodecConfig = field(default_factory=CodecConfig)
+
+    def __post_init__(self) -> None:
+        if sum(self.axes_dims_rope) != self.attention_head_dim:
+            raise ConfigError(f"axes_dims_rope must sum to attention_head_dim={self.attention_head_dim}")
+
+    def transformer_kwargs(self) -> dict[str, Any]:
+        return dict(
+            patch_size=1,
+            in_channels=self.codec.token_dim,
+            num_layers=self.num_layers,
+            num_single_layers=self.num_single_layers,
+            attention_head_dim=self.attention_head_dim,
+            num_attention_heads=self.num_attention_heads,
+            joint_attention_dim=TEXT_DIM,
+            pooled_projection_dim=TEXT_DIM,
+            guidance_embeds=False,
+            axes_dims_rope=list(self.axes_dims_rope),
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["axes_dims_rope"] = list(self.axes_dims_rope)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MiniFluxConfig:
+        d = dict(d)
+        d["codec"] = CodecConfig(**d.get("codec", {}))
+        d["axes_dims_rope"] = tuple(d.get("axes_dims_rope", (8, 12, 12)))
+        return cls(**d)
+
+
+def build_transformer(config: MiniFluxConfig, seed: int = 0) -> torch.nn.Module:
+    from diffusers import FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    return FluxTransformer2DModel(**config.transformer_kwargs())
+
+
+class MiniFlux:
+    """A loaded mini-flux: the diffusers transformer plus everything editors need around it.
+
+    ``transformer`` is a stock ``FluxTransformer2DModel``, so ``Probe(mf.transformer)`` uses the Flux adapter.
+    """
+
+    family = "flux"
+
+    def __init__(self, transformer: torch.nn.Module, config: MiniFluxConfig, meta: dict | None = None):
+        self.transformer = transformer.eval()
+        self.config = config
+        self.codec = MelCodec(config.codec)
+        self.meta = dict(meta or {})
+        self._text_cache: dict[str, TextStates] = {}
+        n = config.codec.n_tokens
+        ids = torch.zeros(n, 3)
+        ids[:, 1] = torch.arange(n, dtype=torch.float32)  # RoPE over time; the other axes stay at 0
+        self.img_ids = ids
+        self.txt_ids = torch.zeros(config.max_text_tokens, 3)
+
+    # ---- pieces -------------------------------------------------------------------------------------------
+    @property
+    def sr(self) -> int:
+        return self.config.codec.sr
+
+    @property
+    def n_tokens(self) -> int:
+        return self.config.codec.n_tokens
+
+    def encode(self, audio: np.ndarray, sr: int | None = None) -> torch.Tensor:
+        """Audio -> latent tokens ``(1, n_tokens, token_dim)`` (standardised log-mel)."""
+        return self.codec.encode(audio, sr)
+
+    def decode(self, latent: torch.Tensor, n_iter: int = 32) -> np.ndarray:
+        """Latent tokens -> audio (Griffin-Lim)."""
+        return self.codec.decode(latent, n_iter=n_iter)
+
+    def text(self, prompts: str | list[str]) -> TextStates:
+        """MiniLM states of ``prompts`` (cached per prompt)."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        if missing:
+            enc = encode_text(missing, self.config.max_text_tokens)
+            for i, p in enumerate(missing):
+                self._text_cache[p] = enc.select(slice(i, i + 1))
+        return TextStates.cat([self._text_cache[p] for p in prompts])
+
+    def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.randn(batch, self.n_tokens, self.config.codec.token_dim, generator=g)
+
+    # ---- the network ---------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float, text: TextStates) -> torch.Tensor:
+        """One transformer call: velocity for latents ``x`` (B, N, C) at flow time ``t`` under ``text`` (B rows)."""
+        b = x.shape[0]
+        t = torch.as_tensor(t, dtype=x.dtype).reshape(-1).expand(b)
+        out = self.transformer(
+            hidden_states=x,
+            encoder_hidden_states=text.tokens.to(x.dtype),
+            pooled_projections=text.pooled.to(x.dtype),
+            timestep=t,
+            img_ids=self.img_ids,
+            txt_ids=self.txt_ids,
+            return_dict=False,
+        )
+        return out[0]
+
+    @torch.no_grad()
+    def velocity(
+        self,
+        x: torch.Tensor,
+        t: float,
+        prompt: str | TextStates,
+        guidance: float = 1.0,
+        negative: str = "",
+    ) -> torch.Tensor:
+        """Velocity with classifier-free guidance: ``v_u + guidance * (v_c - v_u)``; one batched call.
+
+        ``guidance == 1`` runs the conditional branch alone (no CFG batch).
+        """
+        cond = self.text(prompt) if isinstance(prompt, str) else prompt
+        if guidance == 1.0:
+            return self.forward(x, t, cond.select(slice(0, 1)) if len(cond) != x.shape[0] else cond)
+        uncond = self.text(negative)
+        b = x.shape[0]
+        both = TextStates.cat([_rows(uncond, b), _rows(cond, b)])
+        v = self.forward(torch.cat([x, x]), t, both)
+        v_u, v_c = v.chunk(2)
+        return v_u + guidance * (v_c - v_u)
+
+    @torch.no_grad()
+    def generate_latent(
+        self, prompt: str, steps: int = 25, guidance: float = 4.0, seed: int = 0, shift: float = 1.0
+    ) -> torch.Tensor:
+        """Euler sampling from noise (``seed``) to a latent under ``prompt``."""
+        from musicprobe.inversion.schedules import flow_times
+
+        x = self.noise(seed)
+        times = flow_times(steps, shift)
+        for i in range(steps):
+            v = self.velocity(x, float(times[i]), prompt, guidance)
+            x = x + (times[i + 1] - times[i]) * v
+        return x
+
+    def generate(
+        self, prompt: str, steps: int = 25, guidance: float = 4.0, seed: int = 0, n_iter: int = 32
+    ) -> np.ndarray:
+        """Text -> audio (``sr`` Hz, ``codec.seconds`` long)."""
+        return self.decode(self.generate_latent(prompt, steps, guidance, seed), n_iter=n_iter)
+
+    # ---- persistence ---------------------------------------------------------------------------------------
+    def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to(dtype).contiguous() for k, v in self.transformer.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        (folder / "config.json").write_text(json.dumps({"config": self.config.to_dict(), **self.meta}, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> MiniFlux:
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / "config.json").exists():
+            raise ConfigError(f"no mini-flux weights in {folder} (config.json missing)")
+        info = json.loads((folder / "config.json").read_text())
+        config = MiniFluxConfig.from_dict(info.pop("config"))
+        transformer = build_transformer(config)
+        state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+        transformer.load_state_dict(state)
+        return cls(transformer, config, meta=info)
+
+
+def _rows(states: TextStates, b: int) -> TextStates:
+    if len(states) == b:
+        return states
+    if len(states) != 1:
+        raise ConfigError(f"got {len(states)} prompts for a batch of {b}")
+    return TextStates(
+        *(getattr(states, f).expand(b, *getattr(states, f).shape[1:]) for f in ("tokens", "mask", "pooled"))
+    )

