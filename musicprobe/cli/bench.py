@@ -96,7 +96,41 @@ def bench_hooks(repeats: int = 30, steps: int = 10) -> dict:
     }
 
 
-BENCHES = {"synth": bench_synth, "metrics": bench_metrics, "hooks": bench_hooks}
+def bench_zoo(n: int = 64, quick: bool = False) -> dict:
+    """Quality bars of the zoo models (see :mod:`musicprobe.zoo.evaluate`)."""
+    from musicprobe.zoo.evaluate import zoo_report
+
+    return zoo_report(n_gen=16 if quick else n, n_heldout=64 if quick else 256, n_inversion=2 if quick else 8,
+                      quick=quick)
+
+
+def bench_inversion(n: int = 4, quick: bool = False) -> dict:
+    """Reconstruction error of Euler vs RF-Solver at equal model evaluations, on ``n`` held-out clips."""
+    from musicprobe.zoo import load
+    from musicprobe.zoo.evaluate import inversion_quality
+    from musicprobe.zoo.recipes import heldout
+
+    mf = load("mini-flux")
+    budgets = (10, 20) if quick else (10, 20, 50, 100)
+    res = inversion_quality(mf, heldout(64), n=2 if quick else n, budgets=budgets)
+    return {"goal": "rf-solver mel MSE <= 0.5 x euler at equal NFE", **res}
+
+
+def bench_musrec(n: int = 16, quick: bool = False) -> dict:
+    """MusRec on held-out instrument-edit pairs: none / K / V / K+V x injection steps (see musicprobe.bench)."""
+    from musicprobe.bench.musrec import musrec_sweep
+
+    return musrec_sweep(n_pairs=3 if quick else n, inject_steps=(2, 5) if quick else (2, 5, 10))
+
+
+BENCHES = {
+    "synth": bench_synth,
+    "metrics": bench_metrics,
+    "hooks": bench_hooks,
+    "zoo": bench_zoo,
+    "inversion": bench_inversion,
+    "musrec": bench_musrec,
+}
 
 
 def run_bench(name: str, **kw) -> dict:

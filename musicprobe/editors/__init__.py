@@ -1,6 +1,14 @@
 """Editors built from shared parts: an inverter, the hook system's injection, and a schedule."""
 
-from musicprobe.editors.flow_injection import ALIGNMENTS, InvertedSource, denoise, invert_and_record, time_key
+from musicprobe.editors.flow_injection import (
+    ALIGNMENTS,
+    InvertedSource,
+    denoise,
+    generate_and_record,
+    invert_and_record,
+    time_key,
+)
+from musicprobe.editors.musickv import MusicKV, MusicKVConfig
 from musicprobe.editors.musrec import INJECT_KINDS, MusRec, MusRecConfig
 from musicprobe.editors.result import EditResult, edit_metrics
 
@@ -10,9 +18,12 @@ __all__ = [
     "EditResult",
     "InvertedSource",
     "MusRec",
+    "MusicKV",
+    "MusicKVConfig",
     "MusRecConfig",
     "denoise",
     "edit_metrics",
+    "generate_and_record",
     "invert_and_record",
     "time_key",
 ]

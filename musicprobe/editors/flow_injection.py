@@ -26,7 +26,7 @@ import torch
 
 from musicprobe.errors import ConfigError, check_known
 from musicprobe.hooks import InjectionSchedule, KVStore, Probe
-from musicprobe.inversion import FlowPath, SolverCall, invert, sample
+from musicprobe.inversion import FlowPath, SolverCall, flow_times, invert, sample
 
 ALIGNMENTS = ("reference", "same_time")
 
@@ -56,6 +56,7 @@ class InvertedSource:
     solver: str
     alignment: str
     guidance: float
+    shift: float = 1.0
 
     @property
     def noise(self) -> torch.Tensor:
@@ -96,10 +97,42 @@ def invert_and_record(
 
     if not layers or record_steps == 0:
         path = invert(x0, velocity, steps, solver, shift, context=context, progress=progress)
-        return InvertedSource(path, None, layers, prompt, steps, solver, alignment, guidance)
+        return InvertedSource(path, None, layers, prompt, steps, solver, alignment, guidance, shift)
     with probe.record_kv(layers, steps=range(record_steps)) as store:
         path = invert(x0, velocity, steps, solver, shift, context=context, progress=progress)
-    return InvertedSource(path, store, layers, prompt, steps, solver, alignment, guidance)
+    return InvertedSource(path, store, layers, prompt, steps, solver, alignment, guidance, shift)
+
+
+def generate_and_record(
+    model: Any,
+    probe: Probe,
+    noise: torch.Tensor,
+    prompt: str,
+    layers: Iterable[str],
+    *,
+    steps: int = 25,
+    solver: str = "euler",
+    guidance: float = 4.0,
+    shift: float = 1.0,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[InvertedSource, torch.Tensor]:
+    """Generate from ``noise`` under ``prompt`` recording K/V at every call (the generated-audio path of MusicKV).
+
+    Returns a source that :func:`denoise` can inject from (keys at the same times as the edit's calls) and the
+    generated latent. ``source.noise`` is ``noise``, so the edit starts from the same point.
+    """
+    layers = list(layers)
+
+    def velocity(x, t):
+        return model.velocity(x, t, prompt, guidance)
+
+    def context(call: SolverCall):
+        return probe.at_step(call.step, time_key(call.t_from, call.order))
+
+    with probe.record_kv(layers) as store:
+        path = sample(noise, velocity, steps, solver, shift, context=context, progress=progress)
+    start = FlowPath(path.times[::-1].copy(), [path.final, noise], [], solver, path.nfe)
+    return InvertedSource(start, store, layers, prompt, steps, solver, "same_time", guidance, shift), path.final
 
 
 def denoise(
@@ -170,4 +203,4 @@ def _safe_inject(probe: Probe, source: InvertedSource, schedule: InjectionSchedu
 
 
 def _start_time(source: InvertedSource, step: int) -> float:
-    return float(source.path.times[::-1][step])
+    return float(flow_times(source.steps, source.shift)[step])

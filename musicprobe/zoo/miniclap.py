@@ -35,7 +35,8 @@ TEMPLATE_FIELDS = (
 @dataclass(frozen=True)
 class MiniClapConfig:
     dim: int = 256
-    channels: tuple[int, ...] = (128, 192, 256)
+    channels: tuple[int, ...] = (64, 128, 128)
+    time_pool: int = 2  # average-pool frames before the convolutions (64 ms -> 32 ms hop is plenty for timbre/rhythm)
     codec: CodecConfig = CodecConfig()
 
     def to_dict(self) -> dict:
@@ -45,13 +46,14 @@ class MiniClapConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> MiniClapConfig:
-        return cls(d["dim"], tuple(d["channels"]), CodecConfig(**d["codec"]))
+        return cls(d["dim"], tuple(d["channels"]), d.get("time_pool", 1), CodecConfig(**d["codec"]))
 
 
 class AudioTower(nn.Module):
-    def __init__(self, n_mels: int, channels: tuple[int, ...], dim: int):
+    def __init__(self, n_mels: int, channels: tuple[int, ...], dim: int, time_pool: int = 1):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv1d(n_mels, channels[0], 5, padding=2), nn.GELU()]
+        layers: list[nn.Module] = [nn.AvgPool1d(time_pool)] if time_pool > 1 else []
+        layers += [nn.Conv1d(n_mels, channels[0], 5, padding=2), nn.GELU()]
         prev = channels[0]
         for c in channels:
             layers += [nn.Conv1d(prev, c, 5, stride=2, padding=2), nn.GroupNorm(8, c), nn.GELU()]
@@ -67,7 +69,7 @@ class AudioTower(nn.Module):
 class MiniClapNet(nn.Module):
     def __init__(self, config: MiniClapConfig):
         super().__init__()
-        self.audio = AudioTower(config.codec.n_mels, config.channels, config.dim)
+        self.audio = AudioTower(config.codec.n_mels, config.channels, config.dim, config.time_pool)
         self.text = nn.Sequential(nn.Linear(TEXT_DIM, config.dim), nn.GELU(), nn.Linear(config.dim, config.dim))
         self.logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
 
@@ -122,6 +124,14 @@ class MiniClap:
         return cls(net, config, meta=info)
 
 
+def cached_pooled(texts: list[str]) -> torch.Tensor:
+    """MiniLM sentence vectors of ``texts`` (shares mini-flux training's on-disk text cache)."""
+    from musicprobe.zoo.text import MAX_TOKENS
+    from musicprobe.zoo.train import cached_text
+
+    return cached_text([*texts, ""], MAX_TOKENS)[1][:-1].float()
+
+
 def positive_mask(labels: dict[str, list[str]], clip_idx: np.ndarray, template_idx: np.ndarray) -> torch.Tensor:
     """``M[i, j] = 1`` when clip ``j`` has every attribute caption ``i`` (clip_idx[i], template) names."""
     n = len(clip_idx)
@@ -139,8 +149,8 @@ def train_miniclap(
     captions: list[list[str]],
     labels: dict[str, list[str]],
     *,
-    steps: int = 1500,
-    batch_size: int = 64,
+    steps: int = 1000,
+    batch_size: int = 48,
     lr: float = 1e-3,
     seed: int = 0,
     codec: CodecConfig | None = None,
@@ -154,7 +164,7 @@ def train_miniclap(
     net = MiniClapNet(config).train()
     x = torch.as_tensor((mels.astype(np.float32) - codec.mel_mean) / codec.mel_std)
     n_caps = len(captions[0])
-    pooled = encode_text([c for caps in captions for c in caps]).pooled
+    pooled = cached_pooled([c for caps in captions for c in caps])
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     g = torch.Generator().manual_seed(seed)

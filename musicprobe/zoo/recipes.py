@@ -43,7 +43,7 @@ def train(
         corpus.mels,
         corpus.captions,
         corpus.labels,
-        steps=steps or 1500,
+        steps=steps or 1000,
         codec=corpus_codec(corpus),
         meta={"corpus_seed": TRAIN_SEED, "corpus_clips": n_clips},
         log=log,

@@ -53,6 +53,24 @@ class FluxTrainConfig:
         return d
 
 
+def cached_text(texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """MiniLM token states and pooled vectors (float16), cached on disk by content (minutes of CPU otherwise)."""
+    import hashlib
+    import os
+
+    key = hashlib.sha256(("\n".join(texts) + f"|{max_tokens}").encode()).hexdigest()[:16]
+    folder = Path(os.environ.get("MUSICPROBE_CACHE", Path.home() / ".cache" / "musicprobe"))
+    path = folder / f"text_{key}.pt"
+    if path.exists():
+        d = torch.load(path)
+        return d["tokens"], d["pooled"]
+    enc = encode_text(texts, max_tokens)
+    out = {"tokens": enc.tokens.half(), "pooled": enc.pooled.half()}
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+    return out["tokens"], out["pooled"]
+
+
 def _lr_at(step: int, cfg: FluxTrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -73,8 +91,7 @@ def train_miniflux(out: str | Path, cfg: FluxTrainConfig | None = None, log=prin
     log(f"corpus: {len(corpus)} clips, log-mel mean {mean:.3f} std {std:.3f}")
 
     texts = [c for caps in corpus.captions for c in caps]
-    enc = encode_text(texts + [""], model_cfg.max_text_tokens)
-    txt_tokens, txt_pooled = enc.tokens.half(), enc.pooled.half()
+    txt_tokens, txt_pooled = cached_text(texts + [""], model_cfg.max_text_tokens)
     n_caps = len(corpus.captions[0])
     empty = len(texts)
 

@@ -1,0 +1,1 @@
+"""Benchmark workloads shared by ``musicprobe bench`` and the direction tests."""

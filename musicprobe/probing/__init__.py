@@ -1,0 +1,19 @@
+"""Which layers matter: bypass probing scores, attention statistics and token attributions."""
+
+from musicprobe.probing.attribution import TokenAttribution, attribute_tokens
+from musicprobe.probing.layers import DEFAULT_PROMPTS, VIEWS, LayerScores, probe_layers, probe_points
+from musicprobe.probing.stats import STATS, AttentionStats, attention_statistics, attention_stats_of
+
+__all__ = [
+    "DEFAULT_PROMPTS",
+    "STATS",
+    "VIEWS",
+    "AttentionStats",
+    "LayerScores",
+    "TokenAttribution",
+    "attention_statistics",
+    "attention_stats_of",
+    "attribute_tokens",
+    "probe_layers",
+    "probe_points",
+]

@@ -1,0 +1,185 @@
+"""ipywidgets front ends: a vital-layer selector and an injection-schedule editor (thin over :mod:`.logic`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets as W
+from IPython.display import HTML, Audio, display
+
+from musicprobe.hooks import CURVES, InjectionSchedule
+from musicprobe.widgets.logic import (
+    SELECT_MODES,
+    comparison_rows,
+    schedule_figure,
+    schedule_from_controls,
+    select_layers,
+)
+
+
+def _table_html(rows: dict) -> str:
+    if not rows:
+        return ""
+    cols = list(next(iter(rows.values())))
+    head = "".join(f"<th>{c}</th>" for c in cols)
+    body = "".join(f"<tr><td>{k}</td>{''.join(f'<td>{v[c]}</td>' for c in cols)}</tr>" for k, v in rows.items())
+    return f"<table><tr><th></th>{head}</tr>{body}</table>"
+
+
+class _RunPanel:
+    """Shared 'run and compare' part: a button, the last audio, and a table of every run so far."""
+
+    def __init__(self, label: str):
+        self.button = W.Button(description=label, button_style="primary")
+        self.out = W.Output()
+        self.results: list = []
+
+    def show(self, result) -> None:
+        self.results.append(result)
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(Audio(result.edited, rate=result.sr))
+            display(HTML(_table_html(comparison_rows(self.results))))
+
+
+class VitalLayerSelector:
+    """Bar chart of probing scores; choose layers by top-k, threshold or by hand; run an edit with them.
+
+    ``run(layers) -> EditResult`` is called by the button (or :meth:`run_edit`); results accumulate for comparison.
+    """
+
+    def __init__(self, scores, run: Callable[[list[str]], object] | None = None, k: int = 3):
+        self.scores = scores
+        self.run_fn = run
+        n = len(scores.points)
+        self.mode = W.ToggleButtons(options=list(SELECT_MODES), value="top_k", description="select")
+        self.k = W.IntSlider(value=min(k, n), min=1, max=n, description="k")
+        top = float(scores.score.max())
+        self.threshold = W.FloatSlider(
+            value=round(top / 2, 3), min=0.0, max=round(top, 3), step=0.01, description="threshold"
+        )
+        self.manual = W.SelectMultiple(
+            options=scores.points, value=tuple(scores.top_k(min(k, n))), rows=min(n, 8), description="layers"
+        )
+        self.fig_out = W.Output()
+        self.panel = _RunPanel("run edit")
+        self.panel.button.on_click(lambda _b: self.run_edit())
+        self.selected: list[str] = []
+        self.figure = None
+        for w in (self.mode, self.k, self.threshold, self.manual):
+            w.observe(lambda _change: self.refresh(), names="value")
+        self.refresh()
+
+    def refresh(self) -> list[str]:
+        self.selected = select_layers(
+            self.scores, self.mode.value, k=self.k.value, threshold=self.threshold.value, manual=self.manual.value
+        )
+        self.figure = self.scores.plot(
+            selected=self.selected, title=f"vital layers ({len(self.selected)} selected, red)"
+        )
+        with self.fig_out:
+            self.fig_out.clear_output(wait=True)
+            display(self.figure)
+        return self.selected
+
+    def run_edit(self):
+        if self.run_fn is None or not self.selected:
+            return None
+        result = self.run_fn(list(self.selected))
+        if not getattr(result, "label", ""):
+            result.label = ", ".join(self.selected)
+        self.panel.show(result)
+        return result
+
+    @property
+    def widget(self) -> W.Widget:
+        return W.VBox(
+            [W.HBox([self.mode, self.k, self.threshold]), self.manual, self.fig_out, self.panel.button, self.panel.out]
+        )
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+class ScheduleEditor:
+    """Shape an injection schedule (curve, window, strength, kind, custom weights), see w(t) live, run and compare.
+
+    ``run(schedule) -> EditResult`` is called by the button (or :meth:`run_edit`).
+    """
+
+    def __init__(
+        self,
+        layers: list[str],
+        n_steps: int = 25,
+        run: Callable[[InjectionSchedule], object] | None = None,
+        curve: str = "ramp",
+    ):
+        self.layers = list(layers)
+        self.n_steps = n_steps
+        self.run_fn = run
+        self.curve = W.Dropdown(options=list(CURVES), value=curve, description="curve")
+        self.window = W.IntRangeSlider(value=(0, n_steps), min=0, max=n_steps, description="steps")
+        self.strength = W.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="strength")
+        self.kind = W.Dropdown(options=["k", "v", "kv"], value="kv", description="inject")
+        self.tokens = W.Dropdown(options=["audio", "all"], value="audio", description="tokens")
+        self.custom = W.Text(value="0, 0.5, 1", description="weights", placeholder="comma-separated, resampled")
+        self.message = W.HTML()
+        self.fig_out = W.Output()
+        self.panel = _RunPanel("run edit")
+        self.panel.button.on_click(lambda _b: self.run_edit())
+        self.schedule: InjectionSchedule | None = None
+        self.figure = None
+        for w in (self.curve, self.window, self.strength, self.kind, self.tokens, self.custom):
+            w.observe(lambda _change: self.refresh(), names="value")
+        self.refresh()
+
+    def refresh(self) -> InjectionSchedule | None:
+        from musicprobe.errors import MusicProbeError
+
+        try:
+            self.schedule = schedule_from_controls(
+                self.layers,
+                curve=self.curve.value,
+                window=self.window.value,
+                strength=self.strength.value,
+                n_steps=self.n_steps,
+                kind=self.kind.value,
+                tokens=self.tokens.value,
+                custom=self.custom.value,
+            )
+            self.message.value = ""
+        except MusicProbeError as e:  # keep the last valid schedule and say why this one is not
+            self.message.value = f"<span style='color:#b00'>{e}</span>"
+            return self.schedule
+        self.figure = schedule_figure(self.schedule)
+        with self.fig_out:
+            self.fig_out.clear_output(wait=True)
+            display(self.figure)
+        return self.schedule
+
+    def run_edit(self):
+        if self.run_fn is None or self.schedule is None:
+            return None
+        result = self.run_fn(self.schedule)
+        if not getattr(result, "label", ""):
+            s = self.schedule
+            result.label = f"{s.kind} {s.curve} {s.start}-{s.end} x{s.strength}"
+        self.panel.show(result)
+        return result
+
+    @property
+    def widget(self) -> W.Widget:
+        return W.VBox(
+            [
+                W.HBox([self.curve, self.kind, self.tokens]),
+                W.HBox([self.window, self.strength]),
+                self.custom,
+                self.message,
+                self.fig_out,
+                self.panel.button,
+                self.panel.out,
+            ]
+        )
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)

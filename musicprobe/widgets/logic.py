@@ -1,0 +1,101 @@
+"""The pure functions behind the widgets (tested without a browser)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from musicprobe.errors import ConfigError, check_known
+from musicprobe.hooks import InjectionSchedule
+
+SELECT_MODES = ("top_k", "threshold", "manual")
+
+
+def select_layers(
+    scores,
+    mode: str = "top_k",
+    *,
+    k: int = 3,
+    threshold: float = 0.5,
+    manual: Sequence[str] = (),
+    view: str | None = None,
+) -> list[str]:
+    """Vital layers from ``LayerScores`` by the top ``k``, a score ``threshold``, or a ``manual`` choice."""
+    check_known("selection mode", mode, SELECT_MODES)
+    if mode == "top_k":
+        return scores.top_k(k, view)
+    if mode == "threshold":
+        return scores.above(threshold, view)
+    unknown = [m for m in manual if m not in scores.points]
+    if unknown:
+        check_known("layer", unknown[0], scores.points)
+    return [p for p in scores.points if p in set(manual)]
+
+
+def parse_weights(text: str, n_steps: int) -> list[float]:
+    """``"0, 0.5, 1"`` -> per-step weights, linearly resampled to ``n_steps`` values."""
+    import numpy as np
+
+    try:
+        vals = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError as e:
+        raise ConfigError(f"custom weights must be numbers separated by commas, got {text!r}") from e
+    if not vals:
+        raise ConfigError("custom weights: give at least one number")
+    if len(vals) == 1:
+        vals = vals * 2
+    xs = np.linspace(0, 1, len(vals))
+    return [float(v) for v in np.interp(np.linspace(0, 1, n_steps), xs, vals)]
+
+
+def schedule_from_controls(
+    layers: Sequence[str],
+    *,
+    curve: str = "ramp",
+    window: tuple[int, int] = (0, 25),
+    strength: float = 1.0,
+    n_steps: int = 25,
+    kind: str = "kv",
+    tokens: str = "audio",
+    custom: str = "",
+) -> InjectionSchedule:
+    """An :class:`InjectionSchedule` from the schedule editor's control values (validated)."""
+    start, end = window
+    weights = parse_weights(custom, n_steps) if curve == "custom" else None
+    return InjectionSchedule(
+        layers=list(layers),
+        kind=kind,
+        tokens=tokens,
+        curve=curve,
+        strength=strength,
+        start=start,
+        end=end,
+        n_steps=n_steps,
+        weights=weights,
+    )
+
+
+def schedule_figure(schedules: dict[str, InjectionSchedule] | InjectionSchedule, title: str = "") -> go.Figure:
+    """Source weight ``w(step)`` of one or several schedules."""
+    if isinstance(schedules, InjectionSchedule):
+        schedules = {"schedule": schedules}
+    fig = go.Figure()
+    for name, s in schedules.items():
+        fig.add_trace(
+            go.Scatter(x=list(range(s.n_steps)), y=s.curve_values(), mode="lines+markers", name=name, line_shape="hv")
+        )
+    fig.update_layout(
+        title=title or "source weight w(t) per denoising step",
+        xaxis_title="denoising step",
+        yaxis_title="w (source share of K/V)",
+        yaxis_range=[-0.05, 1.05],
+        template="plotly_white",
+        height=300,
+    )
+    return fig
+
+
+def comparison_rows(results: Sequence, keys: Sequence[str] = ("chroma", "cqt1_pcc", "clap_target")) -> dict:
+    """``{label: {metric: value}}`` for a metrics table of several edit results."""
+    return {r.label: {k: round(r.metrics[k], 3) for k in keys if k in r.metrics} for r in results}

@@ -1,0 +1,105 @@
+"""The bundled zoo models: loading, provenance, shapes, determinism, and cheap versions of the quality bars."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musicprobe.errors import AudioError, ConfigError, UnknownNameError
+from musicprobe.zoo import WEIGHTS, available, load
+from musicprobe.zoo.codec import CodecConfig, MelCodec
+from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, build_corpus, clip_seed
+
+
+@pytest.fixture(scope="module")
+def mf():
+    return load("mini-flux")
+
+
+@pytest.fixture(scope="module")
+def clap():
+    return load("mini-clap")
+
+
+def test_weights_ship_with_provenance():
+    assert available() == {"mini-flux": True, "mini-clap": True}
+    for name in ("mini-flux", "mini-clap"):
+        folder = WEIGHTS / name
+        assert (folder / "model.safetensors").stat().st_size <= 40 * 2**20
+        meta = json.loads((folder / "config.json").read_text())
+        assert meta["corpus_seed"] == TRAIN_SEED and meta["train_steps"] > 0 and "config" in meta
+    with pytest.raises(UnknownNameError, match="mini-flux"):
+        load("mini-flx")
+
+
+def test_mini_flux_is_a_stock_diffusers_flux(mf):
+    from diffusers import FluxTransformer2DModel
+
+    from musicprobe.hooks import Probe
+
+    assert type(mf.transformer) is FluxTransformer2DModel
+    probe = Probe(mf.transformer)
+    assert "single_blocks.0.attn" in probe.points() and "double_blocks.1.attn" in probe.points()
+
+
+def test_codec_shapes_and_round_trip(mf, pop_clip):
+    x = mf.encode(pop_clip.audio)
+    c = mf.config.codec
+    assert x.shape == (1, c.n_tokens, c.n_mels * c.frames_per_token)
+    assert torch.allclose(mf.codec.mel_to_tokens(mf.codec.tokens_to_mel(x)), x)
+    y = mf.decode(x)
+    assert y.shape == (c.n_samples,)
+    from musicprobe.metrics import chroma_similarity
+
+    assert chroma_similarity(pop_clip.audio[: len(y)], y) > 0.8  # Griffin-Lim keeps the harmony
+    with pytest.raises(AudioError, match="16000 Hz"):
+        mf.encode(pop_clip.audio, sr=22050)
+
+
+def test_codec_config_validation():
+    with pytest.raises(ConfigError, match="multiple of frames_per_token"):
+        CodecConfig(n_frames=30, frames_per_token=4)
+    with pytest.raises(AudioError, match="NaN"):
+        MelCodec(CodecConfig(n_frames=8)).decode(torch.full((1, 2, 256), float("nan")))
+
+
+def test_generation_is_deterministic_per_seed(mf):
+    a = mf.generate_latent("a calm classical piece with violin playing the melody", steps=4, seed=3)
+    b = mf.generate_latent("a calm classical piece with violin playing the melody", steps=4, seed=3)
+    c = mf.generate_latent("a calm classical piece with violin playing the melody", steps=4, seed=4)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_corpus_clips_are_deterministic_and_disjoint():
+    a = build_corpus(2, seed=TRAIN_SEED, codec=CodecConfig())
+    b = build_corpus(2, seed=TRAIN_SEED, codec=CodecConfig())
+    assert np.array_equal(a.mels, b.mels) and a.captions == b.captions
+    assert clip_seed(TRAIN_SEED, 10**6 - 1) < clip_seed(HELDOUT_SEED, 0)
+
+
+def test_mini_clap_names_instruments_of_the_bundled_clips(clap):
+    from musicprobe.data import list_samples, load_sample
+    from musicprobe.metrics.clap import zero_shot
+
+    samples = [load_sample(s) for s in list_samples()]
+    pred = zero_shot(clap, [s.audio for s in samples], 16000, "lead")
+    truth = [s.meta["instruments"]["melody"] for s in samples]
+    assert np.mean([p == t for p, t in zip(pred, truth)]) >= 0.75, list(zip(pred, truth))
+
+
+def test_cheap_adherence(mf, clap):
+    """Four prompts with different instruments and genres; mini-CLAP must recognise most of what was asked."""
+    from musicprobe.metrics.clap import zero_shot
+    from musicprobe.zoo.evaluate import generate_batch
+
+    asks = [("flute", "classical"), ("trumpet", "jazz"), ("organ", "reggae"), ("synth lead", "electronic")]
+    prompts = [f"a happy {g} piece with {i} playing the melody" for i, g in asks]
+    lat = generate_batch(mf, prompts, seeds=[0, 1, 2, 3], steps=12)
+    audio = [mf.decode(x[None], n_iter=16) for x in lat]
+    leads = zero_shot(clap, audio, mf.sr, "lead")
+    genres = zero_shot(clap, audio, mf.sr, "genre")
+    assert sum(p == a[0] for p, a in zip(leads, asks)) >= 3, leads
+    assert sum(p == a[1] for p, a in zip(genres, asks)) >= 2, genres
