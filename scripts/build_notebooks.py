@@ -338,8 +338,9 @@ print("injected blocks:", base.block_names(editor.probe))
 inverted = editor.invert(source, pair.source_prompt, record_steps=max(INJECT_STEPS))
 results = {k: editor.denoise(inverted, source, pair.target_prompt, base.replace(inject=k), reference=target)
            for k in ("none", "k", "v", "kv")}
+SHOW = ("chroma", "cqt1_pcc", "clap_target")
 for k, r in results.items():
-    print(f"{r.label:<14}", {m: round(v, 2) for m, v in r.metrics.items() if m in ("chroma", "cqt1_pcc", "clap_target")})
+    print(f"{r.label:<14}", {m: round(r.metrics[m], 2) for m in SHOW})
     display(Audio(r.edited, rate=mf.sr))
 """),
     md("""
