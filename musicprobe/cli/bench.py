@@ -100,8 +100,9 @@ def bench_zoo(n: int = 64, quick: bool = False) -> dict:
     """Quality bars of the zoo models (see :mod:`musicprobe.zoo.evaluate`)."""
     from musicprobe.zoo.evaluate import zoo_report
 
-    return zoo_report(n_gen=16 if quick else n, n_heldout=64 if quick else 256, n_inversion=2 if quick else 8,
-                      quick=quick)
+    return zoo_report(
+        n_gen=16 if quick else n, n_heldout=64 if quick else 256, n_inversion=2 if quick else 8, quick=quick
+    )
 
 
 def bench_inversion(n: int = 4, quick: bool = False) -> dict:
@@ -123,6 +124,13 @@ def bench_musrec(n: int = 16, quick: bool = False) -> dict:
     return musrec_sweep(n_pairs=3 if quick else n, inject_steps=(2, 5) if quick else (2, 5, 10))
 
 
+def bench_musickv(n: int = 16, quick: bool = False) -> dict:
+    """MusicKV: vital vs random vs all layers on held-out instrument-edit pairs."""
+    from musicprobe.bench.musickv import musickv_comparison
+
+    return musickv_comparison(n_pairs=3 if quick else n, steps=12 if quick else 25, end=6 if quick else 12)
+
+
 BENCHES = {
     "synth": bench_synth,
     "metrics": bench_metrics,
@@ -130,6 +138,7 @@ BENCHES = {
     "zoo": bench_zoo,
     "inversion": bench_inversion,
     "musrec": bench_musrec,
+    "musickv": bench_musickv,
 }
 
 

@@ -59,6 +59,8 @@ def _blocks(text: str):
 
 
 def run_edit(a: argparse.Namespace) -> dict:
+    if a.method == "musickv":
+        return run_edit_musickv(a)
     from musicprobe.audio.io import save_audio
     from musicprobe.editors import MusRec, MusRecConfig
 
@@ -102,3 +104,55 @@ def run_zoo(a: argparse.Namespace) -> None:
 
     path = train(a.name, a.out, steps=a.steps or None, n_clips=a.clips, workers=a.workers)
     print(f"weights in {path}")
+
+
+def run_edit_musickv(a: argparse.Namespace) -> dict:
+    from musicprobe.audio.io import save_audio
+    from musicprobe.editors import MusicKV, MusicKVConfig
+    from musicprobe.zoo import load
+
+    model = load_flow_model(a.model)
+    clap = load("mini-clap")
+    if a.layers:
+        layers = [x.strip() for x in a.layers.split(",") if x.strip()]
+    else:
+        from musicprobe.bench.musickv import vital_layers
+        from musicprobe.zoo import weights_dir
+
+        path = Path(a.scores) if a.scores else weights_dir("mini-flux") / "probing.json"
+        layers, _ = vital_layers(model, clap, a.k, path if path.exists() else None)
+    cfg = MusicKVConfig(
+        layers=layers,
+        kind=a.inject,
+        tokens=a.tokens,
+        curve=a.curve,
+        strength=a.strength,
+        start=a.start,
+        end=a.end,
+        steps=a.steps,
+    )
+    editor = MusicKV(model, cfg, clap=clap)
+    if a.generate:
+        res = editor.edit_generated(a.source_prompt, a.target_prompt, seed=a.seed)
+    else:
+        if not a.audio:
+            raise ConfigError("give the source audio, or --generate to edit a generated clip")
+        res = editor.edit(_read(a.audio, model.sr), a.source_prompt, a.target_prompt)
+    save_audio(a.out, res.edited, res.sr)
+    summary = {"out": a.out, "layers": layers, **res.summary(), "seconds": round(res.seconds, 2)}
+    print(json.dumps(summary, indent=1) if a.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return summary
+
+
+def run_probe_layers(a: argparse.Namespace) -> None:
+    from musicprobe.probing import probe_layers
+    from musicprobe.zoo import load
+
+    model = load_flow_model(a.model)
+    seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
+    scores = probe_layers(model, load("mini-clap"), seeds=seeds, target=a.target, steps=a.steps, progress=True)
+    scores.save(a.out)
+    if a.html:
+        scores.plot().write_html(a.html, include_plotlyjs=True)
+    for point, s in scores.ranking():
+        print(f"{point:<26} {s:.3f}")

@@ -88,6 +88,12 @@ def _cmd_edit(a: argparse.Namespace) -> None:
     run_edit(a)
 
 
+def _cmd_probe_layers(a: argparse.Namespace) -> None:
+    from musicprobe.cli.commands import run_probe_layers
+
+    run_probe_layers(a)
+
+
 def _cmd_zoo(a: argparse.Namespace) -> None:
     from musicprobe.cli.commands import run_zoo
 
@@ -150,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--target-prompt", required=True)
     mr.add_argument("--inject", default="kv", choices=["none", "k", "v", "kv"])
     mr.add_argument("--inject-steps", type=int, default=5)
-    mr.add_argument("--blocks", default="latter_half",
-                    help="'latter_half', 'all', or comma-separated single-block indices / names")
+    mr.add_argument(
+        "--blocks", default="latter_half", help="'latter_half', 'all', or comma-separated single-block indices / names"
+    )
     mr.add_argument("--tokens", default="all", choices=["all", "audio"])
     mr.add_argument("--no-uncond-injection", action="store_true", help="keep source features out of the uncond branch")
     mr.add_argument("--steps", type=int, default=25)
@@ -164,6 +171,36 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--report", help="folder for an HTML report and the result files")
     mr.add_argument("--json", action="store_true")
     mr.set_defaults(func=_cmd_edit)
+
+    mk = esub.add_parser("musickv", help="MusicKV: K/V injection into vital layers with a time-varying weight")
+    mk.add_argument("audio", nargs="?", help="source audio (omit with --generate to edit a generated clip)")
+    mk.add_argument("--source-prompt", required=True)
+    mk.add_argument("--target-prompt", required=True)
+    mk.add_argument("--layers", default="", help="comma-separated attention points; default: top-k of probing")
+    mk.add_argument("--k", type=int, default=2, help="number of vital layers when --layers is not given")
+    mk.add_argument("--scores", help="a probe-layers JSON to pick the vital layers from")
+    mk.add_argument("--curve", default="ramp", choices=["constant", "window", "ramp", "ramp_down", "cosine"])
+    mk.add_argument("--strength", type=float, default=1.0)
+    mk.add_argument("--start", type=int, default=0)
+    mk.add_argument("--end", type=int, default=None)
+    mk.add_argument("--inject", default="kv", choices=["k", "v", "kv"])
+    mk.add_argument("--tokens", default="audio", choices=["all", "audio"])
+    mk.add_argument("--steps", type=int, default=25)
+    mk.add_argument("--generate", action="store_true", help="generated-audio path: source generated from --seed")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--model", default="mini-flux")
+    mk.add_argument("--out", required=True, help="output wav")
+    mk.add_argument("--json", action="store_true")
+    mk.set_defaults(func=_cmd_edit)
+
+    pl = sub.add_parser("probe-layers", help="per-layer bypass probing scores of a model")
+    pl.add_argument("--model", default="mini-flux")
+    pl.add_argument("--target", default="attention", choices=["attention", "blocks", "both"])
+    pl.add_argument("--seeds", default="0,1")
+    pl.add_argument("--steps", type=int, default=12)
+    pl.add_argument("--out", required=True, help="scores JSON")
+    pl.add_argument("--html", help="also write the bar chart as HTML")
+    pl.set_defaults(func=_cmd_probe_layers)
 
     z = sub.add_parser("zoo", help="the mini model zoo: list, train")
     zsub = z.add_subparsers(dest="action", required=True)

@@ -26,6 +26,13 @@ def _table_html(rows: dict) -> str:
     return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
 
+def _show(out: W.Output, *objs) -> None:
+    """Replace ``out``'s content with ``objs`` (works with or without a running kernel, so tests can read it)."""
+    out.outputs = ()
+    for obj in objs:
+        out.append_display_data(obj)
+
+
 class _RunPanel:
     """Shared 'run and compare' part: a button, the last audio, and a table of every run so far."""
 
@@ -36,10 +43,7 @@ class _RunPanel:
 
     def show(self, result) -> None:
         self.results.append(result)
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(Audio(result.edited, rate=result.sr))
-            display(HTML(_table_html(comparison_rows(self.results))))
+        _show(self.out, Audio(result.edited, rate=result.sr), HTML(_table_html(comparison_rows(self.results))))
 
 
 class VitalLayerSelector:
@@ -77,9 +81,7 @@ class VitalLayerSelector:
         self.figure = self.scores.plot(
             selected=self.selected, title=f"vital layers ({len(self.selected)} selected, red)"
         )
-        with self.fig_out:
-            self.fig_out.clear_output(wait=True)
-            display(self.figure)
+        _show(self.fig_out, self.figure)
         return self.selected
 
     def run_edit(self):
@@ -152,9 +154,7 @@ class ScheduleEditor:
             self.message.value = f"<span style='color:#b00'>{e}</span>"
             return self.schedule
         self.figure = schedule_figure(self.schedule)
-        with self.fig_out:
-            self.fig_out.clear_output(wait=True)
-            display(self.figure)
+        _show(self.fig_out, self.figure)
         return self.schedule
 
     def run_edit(self):

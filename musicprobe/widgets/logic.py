@@ -53,7 +53,7 @@ def schedule_from_controls(
     layers: Sequence[str],
     *,
     curve: str = "ramp",
-    window: tuple[int, int] = (0, 25),
+    window: tuple[int, int] | None = None,
     strength: float = 1.0,
     n_steps: int = 25,
     kind: str = "kv",
@@ -61,7 +61,7 @@ def schedule_from_controls(
     custom: str = "",
 ) -> InjectionSchedule:
     """An :class:`InjectionSchedule` from the schedule editor's control values (validated)."""
-    start, end = window
+    start, end = window if window is not None else (0, n_steps)
     weights = parse_weights(custom, n_steps) if curve == "custom" else None
     return InjectionSchedule(
         layers=list(layers),
