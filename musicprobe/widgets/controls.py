@@ -26,8 +26,20 @@ def _table_html(rows: dict) -> str:
     return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
 
+def _in_kernel() -> bool:
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
 def _show(out: W.Output, *objs) -> None:
-    """Replace ``out``'s content with ``objs`` (works with or without a running kernel, so tests can read it)."""
+    """Replace ``out``'s content with ``objs``: through the kernel's display machinery in a notebook, and by
+    appending to ``out.outputs`` without a kernel (so tests can read what would be shown)."""
+    if _in_kernel():
+        with out:
+            out.clear_output(wait=True)
+            display(*objs)
+        return
     out.outputs = ()
     for obj in objs:
         out.append_display_data(obj)
