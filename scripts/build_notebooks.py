@@ -328,7 +328,8 @@ display(Audio(source, rate=mf.sr), Audio(target, rate=mf.sr))
 ## 2. Invert once, edit many times
 
 `editor.invert` runs RF-Solver under the source prompt and records K/V of the injected blocks
-(`MusRecConfig.blocks`, by default the latter half of the single-stream blocks). `editor.denoise` then runs
+(`MusRecConfig.blocks`: by default all six single-stream blocks of mini-flux; `"latter_half"` is RF-Edit's
+choice for FLUX). `editor.denoise` then runs
 one variant. Every variant here reuses the same inversion.
 """),
     code("""
@@ -394,13 +395,15 @@ for kind in ("none", "kv"):
     md("""
 ## 5. Options the paper leaves open
 
+* `blocks="latter_half"` injects only the last three single-stream blocks (RF-Edit's choice for FLUX);
 * `tokens="audio"` injects only audio tokens (Stable Flow) instead of every token (RF-Edit);
 * `alignment="same_time"` fetches features recorded at the same flow time, instead of RF-Edit's half-step offset;
 * `inject_uncond=False` keeps source features out of the unconditional CFG branch.
 """),
     code("""
 for label, cfg in {
-    "RF-Edit defaults": base.replace(inject="kv"),
+    "defaults (K+V)": base.replace(inject="kv"),
+    "latter half only": base.replace(inject="kv", blocks="latter_half"),
     "audio tokens only": base.replace(inject="kv", tokens="audio"),
     "same-time keys": base.replace(inject="kv", alignment="same_time"),
     "cond branch only": base.replace(inject="kv", inject_uncond=False),
@@ -543,7 +546,7 @@ from musicprobe.widgets import comparison_rows
 
 musrec = MusRec(mf, MusRecConfig(steps=STEPS, inject_steps=max(1, STEPS // 5)), clap=clap)
 mr = musrec.edit(source, pair.source_prompt, pair.target_prompt, reference=target)
-mr.label = "MusRec (K+V, latter half, first steps)"
+mr.label = "MusRec (K+V, single blocks, first steps)"
 rows = comparison_rows([mr, *selector.panel.results, *editor.panel.results], keys=("chroma", "cqt1_pcc",
                                                                                     "clap_target", "chroma_ref"))
 for label, r in rows.items():

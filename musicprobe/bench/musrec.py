@@ -48,14 +48,15 @@ def musrec_sweep(
     clap = clap or load("mini-clap")
     base = MusRecConfig(steps=steps)
     editor = MusRec(mf, base, clap=clap)
-    variants = [("none", 0)] + [(k, s) for k in kinds for s in inject_steps]
+    variants = variants or [("none", 0)] + [(k, s) for k in kinds for s in inject_steps]
+    inject_steps = tuple(s for _, s in variants)
     per: dict[str, list[dict]] = defaultdict(list)
     secs = []
     pairs = heldout_pairs(n_pairs)
     for pair in tqdm(pairs, desc="musrec pairs", disable=not progress):
         src_audio, tgt_audio = pair.source.audio, pair.target.audio
         t0 = time.perf_counter()
-        inv = editor.invert(src_audio, pair.source_prompt, record_steps=max(inject_steps))
+        inv = editor.invert(src_audio, pair.source_prompt, record_steps=max(inject_steps) or None)
         inv_secs = time.perf_counter() - t0
         for kind, s in variants:
             cfg = base.replace(inject=kind, inject_steps=s)
@@ -68,7 +69,7 @@ def musrec_sweep(
     return {
         "n_pairs": n_pairs,
         "steps": steps,
-        "inject_steps": list(inject_steps),
+        "variants": [f"{k}@{s}" for k, s in variants],
         "table": table,
         "std": spread,
         "seconds_per_edit": float(np.mean(secs)) if secs else None,

@@ -121,7 +121,7 @@ def bench_musrec(n: int = 16, quick: bool = False) -> dict:
     """MusRec on held-out instrument-edit pairs: none / K / V / K+V x injection steps (see musicprobe.bench)."""
     from musicprobe.bench.musrec import musrec_sweep
 
-    return musrec_sweep(n_pairs=3 if quick else n, inject_steps=(2, 5) if quick else (2, 5, 10))
+    return musrec_sweep(n_pairs=3 if quick else n, inject_steps=(2, 5) if quick else (2, 3, 5, 10))
 
 
 def bench_musickv(n: int = 16, quick: bool = False) -> dict:
