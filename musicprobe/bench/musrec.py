@@ -38,7 +38,9 @@ def musrec_sweep(
     model=None,
     clap=None,
     progress: bool = True,
+    variants: list[tuple[str, int]] | None = None,
 ) -> dict:
+    """Metrics per variant ``"kind@steps"`` averaged over held-out pairs (``variants`` overrides the grid)."""
     from tqdm.auto import tqdm
 
     from musicprobe.editors import MusRec, MusRecConfig
