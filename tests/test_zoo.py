@@ -54,7 +54,12 @@ def test_codec_shapes_and_round_trip(mf, pop_clip):
     assert y.shape == (c.n_samples,)
     from musicprobe.metrics import chroma_similarity
 
-    assert chroma_similarity(pop_clip.audio[: len(y)], y) > 0.8  # Griffin-Lim keeps the harmony
+    from musicprobe.synth import make_clip
+
+    n = len(pop_clip.audio)
+    kept = chroma_similarity(pop_clip.audio, y[:n])
+    unrelated = chroma_similarity(pop_clip.audio, make_clip(5, genre="jazz", lead="trumpet").audio[:n])
+    assert kept > 0.6 and kept > unrelated + 0.3, (kept, unrelated)  # Griffin-Lim keeps most of the harmony
     with pytest.raises(AudioError, match="16000 Hz"):
         mf.encode(pop_clip.audio, sr=22050)
 

@@ -143,9 +143,14 @@ def class_prompts(field: str, value: str) -> list[str]:
 
 
 def class_embeddings(model: AudioTextEmbedder, field: str) -> tuple[tuple[str, ...], torch.Tensor]:
-    values = label_space()[field]
-    embs = [torch.nn.functional.normalize(model.embed_text(class_prompts(field, v)).mean(0), dim=-1) for v in values]
-    return values, torch.stack(embs)
+    """One unit text embedding per value of ``field`` (mean over its prompt ensemble); cached on the model."""
+    cache = model.__dict__.setdefault("_class_embeddings", {})
+    if field not in cache:
+        values = label_space()[field]
+        embs = [torch.nn.functional.normalize(model.embed_text(class_prompts(field, v)).mean(0), dim=-1)
+                for v in values]
+        cache[field] = (values, torch.stack(embs))
+    return cache[field]
 
 
 def zero_shot(model: AudioTextEmbedder | None, audio, sr: int, field: str) -> list[str]:
