@@ -23,13 +23,19 @@ def test_bundled_samples_match_their_checksums_and_size_limit():
 
 
 def test_demo_writes_report_and_metrics(tmp_path, capsys):
+    """The main job: a MusRec edit with four variants, an attention map and the inversion error curve."""
     assert main(["demo", "--fast", "--out", str(tmp_path)]) == 0
     html = (tmp_path / "report.html").read_text()
-    assert html.count("<audio") >= 3 and "plotly" in html.lower()
+    assert html.count("<audio") >= 6 and "plotly" in html.lower() and "audio-to-audio attention" in html
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    rows = next(iter(metrics["pairs"].values()))["metrics"]
-    ideal, unrelated = rows["ideal edit (true target)"], rows["unrelated clip"]
-    assert ideal["chroma_similarity"] > unrelated["chroma_similarity"]
+    rows = metrics["metrics"]
+    assert set(rows) == {"true target (ideal edit)", "no injection", "K x 3", "V x 3", "KV x 3"}
+    ideal = rows["true target (ideal edit)"]
+    assert ideal["chroma_ref"] == 1.0 and ideal["clap_target"] > ideal["clap_source"] + 0.3  # mini-CLAP hears flute
+    inv = metrics["inversion"]
+    assert inv["rf-solver"]["nfe"] == inv["euler"]["nfe"] and inv["rf-solver"]["mel_mse"] < inv["euler"]["mel_mse"]
+    for name in ("source.wav", "true_target.wav", "edit_none.wav", "edit_kv.wav"):
+        assert (tmp_path / name).stat().st_size > 10_000
 
 
 def test_unknown_benchmark_is_a_clear_error(capsys):

@@ -38,7 +38,8 @@ def run_demo(out: str | Path = "demo_output", *, fast: bool = False, pair_index:
     n = min(len(pair.source.audio), mf.config.codec.n_samples)
     source, target = pair.source.audio[:n], pair.target.audio[:n]
     steps = 10 if fast else 25
-    base = MusRecConfig(steps=steps, inject_steps=3 if not fast else 2)
+    # 6 of 25 steps: on this clip the paper's ordering (K+V, V > K, none) shows clearly while the flute stays
+    base = MusRecConfig(steps=steps, inject_steps=6 if not fast else 3)
     editor = MusRec(mf, base, clap=clap)
     block = base.block_names(editor.probe)[-1]
     att_name = f"{block}.hook_pattern"
