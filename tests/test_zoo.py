@@ -53,7 +53,6 @@ def test_codec_shapes_and_round_trip(mf, pop_clip):
     y = mf.decode(x)
     assert y.shape == (c.n_samples,)
     from musicprobe.metrics import chroma_similarity
-
     from musicprobe.synth import make_clip
 
     n = len(pop_clip.audio)
