@@ -14,3 +14,33 @@ def pop_clip():
 def sine(freq: float, dur: float = 1.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(dur * sr)) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+# a random-init mini-flux / mini-CLAP pair, small enough for fast editor tests (1 s clips, 16 tokens)
+TINY_CODEC_KW = dict(n_frames=64, frames_per_token=4, mel_mean=-4.4, mel_std=2.2)
+
+
+def make_tiny_flux(seed: int = 0):
+    from musicprobe.zoo.codec import CodecConfig
+    from musicprobe.zoo.miniflux import MiniFlux, MiniFluxConfig, build_transformer
+
+    cfg = MiniFluxConfig(
+        num_layers=1,
+        num_single_layers=2,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        axes_dims_rope=(4, 6, 6),
+        codec=CodecConfig(**TINY_CODEC_KW),
+    )
+    return MiniFlux(build_transformer(cfg, seed=seed), cfg)
+
+
+def make_tiny_clap():
+    import torch
+
+    from musicprobe.zoo.codec import CodecConfig
+    from musicprobe.zoo.miniclap import MiniClap, MiniClapConfig, MiniClapNet
+
+    torch.manual_seed(0)
+    cfg = MiniClapConfig(dim=32, channels=(16, 16), codec=CodecConfig(**TINY_CODEC_KW))
+    return MiniClap(MiniClapNet(cfg), cfg)

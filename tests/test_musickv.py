@@ -4,36 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from conftest import TINY_CODEC_KW, make_tiny_clap, make_tiny_flux
 
 from musicprobe.editors import MusicKV, MusicKVConfig
 from musicprobe.errors import ConfigError, UnknownNameError
 from musicprobe.probing import LayerScores, attention_stats_of, attribute_tokens, probe_layers
 from musicprobe.zoo.codec import CodecConfig
-from musicprobe.zoo.miniclap import MiniClap, MiniClapConfig, MiniClapNet
-from musicprobe.zoo.miniflux import MiniFlux, MiniFluxConfig, build_transformer
+from musicprobe.zoo.miniclap import MiniClap
+from musicprobe.zoo.miniflux import MiniFlux
 
-CODEC = CodecConfig(n_frames=64, frames_per_token=4, mel_mean=-4.4, mel_std=2.2)
+CODEC = CodecConfig(**TINY_CODEC_KW)
 
 
 @pytest.fixture(scope="module")
 def tiny_flux() -> MiniFlux:
-    cfg = MiniFluxConfig(
-        num_layers=1,
-        num_single_layers=2,
-        num_attention_heads=2,
-        attention_head_dim=16,
-        axes_dims_rope=(4, 6, 6),
-        codec=CODEC,
-    )
-    return MiniFlux(build_transformer(cfg, seed=1), cfg)
+    return make_tiny_flux(seed=1)
 
 
 @pytest.fixture(scope="module")
 def tiny_clap() -> MiniClap:
-    torch.manual_seed(0)
-    cfg = MiniClapConfig(dim=32, channels=(16, 16), codec=CODEC)
-    return MiniClap(MiniClapNet(cfg), cfg)
+    return make_tiny_clap()
 
 
 LAYERS = ["single_blocks.0.attn", "single_blocks.1.attn"]

@@ -19,13 +19,13 @@ injection to audio tokens, which is the closest analogue of MusicKV's self-atten
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from musicprobe.editors.config import JsonConfig
 from musicprobe.editors.flow_injection import denoise, generate_and_record, invert_and_record
 from musicprobe.editors.result import EditResult, edit_metrics
 from musicprobe.errors import ConfigError, check_known
@@ -34,7 +34,7 @@ from musicprobe.inversion import SOLVERS
 
 
 @dataclass
-class MusicKVConfig:
+class MusicKVConfig(JsonConfig):
     """MusicKV settings. ``layers``: attention point names (e.g. from ``LayerScores.top_k``)."""
 
     layers: list[str] = field(default_factory=list)
@@ -71,20 +71,6 @@ class MusicKVConfig:
             weights=self.weights,
         )
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> MusicKVConfig:
-        d = json.loads(text)
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"MusicKVConfig: unknown fields {sorted(unknown)}")
-        return cls(**d)
-
-    def replace(self, **kw) -> MusicKVConfig:
-        return MusicKVConfig(**{**asdict(self), **kw})
-
 
 class MusicKV:
     """The MusicKV editor on a flow model (mini-flux)."""
@@ -110,7 +96,7 @@ class MusicKV:
             edited,
             src_prompt,
             tgt_prompt,
-            asdict(c),
+            c.to_dict(),
             metrics,
             maps,
             secs,

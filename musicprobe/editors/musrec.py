@@ -22,13 +22,13 @@ Choices the paper leaves open and where our defaults come from:
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from musicprobe.editors.config import JsonConfig
 from musicprobe.editors.flow_injection import ALIGNMENTS, InvertedSource, denoise, invert_and_record
 from musicprobe.editors.result import EditResult, edit_metrics
 from musicprobe.errors import ConfigError, check_known
@@ -39,7 +39,7 @@ INJECT_KINDS = ("none", "k", "v", "kv")
 
 
 @dataclass
-class MusRecConfig:
+class MusRecConfig(JsonConfig):
     """MusRec settings (validated; JSON round-trip with ``to_json`` / ``from_json``)."""
 
     inject: str = "kv"
@@ -97,23 +97,6 @@ class MusRecConfig:
         return InjectionSchedule.first_steps(
             layers, self.steps, self.inject_steps, kind=self.inject, tokens=self.tokens, branch=branch
         )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_json(cls, text: str) -> MusRecConfig:
-        d = json.loads(text)
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"MusRecConfig: unknown fields {sorted(unknown)}")
-        return cls(**d)
-
-    def replace(self, **kw) -> MusRecConfig:
-        return MusRecConfig(**{**self.to_dict(), **kw})
 
 
 class MusRec:
