@@ -126,18 +126,7 @@ class MusicKV:
             solver=c.solver,
             guidance=c.source_guidance,
         )
-        path, maps = denoise(
-            self.model,
-            self.probe,
-            src,
-            target_prompt,
-            schedule=c.schedule(),
-            guidance=c.target_guidance,
-            capture=c.capture or None,
-        )
-        return self._finish(
-            audio, path.final, source_prompt, target_prompt, c, maps, time.perf_counter() - t0, reference, label
-        )
+        return self._inject(src, audio, target_prompt, c, t0, reference, label)
 
     def edit_generated(
         self,
@@ -161,6 +150,10 @@ class MusicKV:
             solver=c.solver,
             guidance=c.target_guidance,
         )
+        return self._inject(src, self.model.decode(src_latent), target_prompt, c, t0, None, label)
+
+    def _inject(self, src, source_audio, target_prompt, c, t0, reference, label) -> EditResult:
+        """The step both paths share: denoise under ``target_prompt`` injecting ``src``'s K/V, then score."""
         path, maps = denoise(
             self.model,
             self.probe,
@@ -170,7 +163,6 @@ class MusicKV:
             guidance=c.target_guidance,
             capture=c.capture or None,
         )
-        source_audio = self.model.decode(src_latent)
         return self._finish(
-            source_audio, path.final, source_prompt, target_prompt, c, maps, time.perf_counter() - t0, None, label
+            source_audio, path.final, src.prompt, target_prompt, c, maps, time.perf_counter() - t0, reference, label
         )
