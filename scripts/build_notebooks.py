@@ -461,6 +461,27 @@ for point, s in scores.ranking():
 scores.plot()
 """),
     md("""
+## 1b. A causal view: inject one layer at a time (patching)
+
+Bypass asks "what breaks without this layer"; an injection editor needs "what does this layer's K/V *carry*".
+`patch_layers` generates a source under one prompt, then the edit under another prompt from the same noise with
+the source's K/V injected into **one** layer, and measures how much source structure came along (chroma, CQT-1,
+log-mel, each relative to the plain edit) and how much of the target prompt was lost (mini-CLAP). The score is
+structure carried minus half the editability lost. This is our design (activation patching, as in causal
+tracing); the paper's probe is the bypass above. `musicprobe bench musickv` compares both on held-out clips:
+on mini-flux the paper's bypass ranking wins there (see the README), because the patching probe scores one
+layer at a time, and layers that do little alone can matter in a set.
+"""),
+    code("""
+from musicprobe.probing import DEFAULT_PAIRS, patch_layers
+
+patched = patch_layers(mf, clap, pairs=DEFAULT_PAIRS[:2] if FAST else DEFAULT_PAIRS, seeds=(0,) if FAST else (0, 1),
+                       steps=PROBE_STEPS)
+print("bypass top-3:  ", scores.top_k(3))
+print("patching top-3:", patched.top_k(3))
+patched.plot(selected=patched.top_k(3))
+"""),
+    md("""
 ## 2. A second view: attention statistics
 
 For the audio queries of each layer and step: **entropy** (1 = attends everywhere), **locality** (mean temporal
@@ -491,7 +512,8 @@ att.plot()
     md("""
 ## 4. Pick the vital layers
 
-The selector shows the scores; choose the top-k, everything above a threshold, or any layers by hand. The
+The selector shows the paper's bypass scores (pass `patched` instead for the patching ranking); choose the
+top-k (MusicKV uses 3), everything above a threshold, or any layers by hand. The
 button runs a MusicKV edit of the bundled piano clip into flute with the chosen layers, and a table collects
 every run for comparison. (Below, the cell also sets the controls from Python, which is what the tests do.)
 """),
@@ -507,14 +529,14 @@ source, target = pair.source.audio, pair.target.audio
 
 
 def run_with_layers(layers):
-    cfg = MusicKVConfig(layers=layers, steps=STEPS, curve="constant", strength=1.0, end=max(1, STEPS // 2))
+    cfg = MusicKVConfig(layers=layers, steps=STEPS, curve="ramp")  # the reference code's schedule
     return MusicKV(mf, cfg, clap=clap).edit(source, pair.source_prompt, pair.target_prompt, reference=target,
                                               label=f"{len(layers)} layers: " + ", ".join(layers))
 
 
-selector = VitalLayerSelector(scores, run=run_with_layers, k=2)
+selector = VitalLayerSelector(scores, run=run_with_layers, k=3)
 display(selector)
-selector.k.value = 2
+selector.k.value = 3
 vital = list(selector.selected)
 print("selected:", vital)
 first = selector.run_edit()
@@ -560,8 +582,11 @@ for label, r in rows.items():
 * A handful of layers carry most of what a generation is: bypassing them changes the music, bypassing others
   barely does. Probing scores, attention statistics and attributions are three views of that.
 * MusicKV injects only into those layers, and the schedule decides when the source dominates. With the same
-  machinery (`InjectionSchedule`, `Probe.inject`) MusRec is "latter-half single blocks, first steps, full weight".
+  machinery (`InjectionSchedule`, `Probe.inject`) MusRec is "single blocks, first steps, full weight".
 * `musicprobe bench musickv` compares vital layers with the same number of random layers on held-out pairs.
+  On mini-flux, three bypass-vital layers with the reference ramp keep much more of the melody than three
+  random layers at about the same prompt adherence; a window of early steps at full weight does not (it
+  disturbs the few injected layers too much), which is why the schedule is part of the method.
 """),
 ]
 

@@ -8,7 +8,7 @@ from conftest import TINY_CODEC_KW, make_tiny_clap, make_tiny_flux
 
 from musicprobe.editors import MusicKV, MusicKVConfig
 from musicprobe.errors import ConfigError, UnknownNameError
-from musicprobe.probing import LayerScores, attention_stats_of, attribute_tokens, probe_layers
+from musicprobe.probing import LayerScores, attention_stats_of, attribute_tokens, patch_layers, probe_layers
 from musicprobe.zoo.codec import CodecConfig
 from musicprobe.zoo.miniclap import MiniClap
 from musicprobe.zoo.miniflux import MiniFlux
@@ -109,6 +109,33 @@ def test_probe_layers_scores_and_selection(tiny_flux, tiny_clap, tmp_path):
     assert np.allclose(back.score, scores.score) and back.points == scores.points
     fig = scores.plot(selected=scores.top_k(1))
     assert list(fig.data[0].marker.color).count("#d62728") == 1
+
+
+def test_patch_layers_same_prompt_carries_nothing(tiny_flux, tiny_clap, tmp_path):
+    """Injecting a source generated under the target prompt itself changes nothing: every view is exactly 0."""
+    same = patch_layers(tiny_flux, tiny_clap, pairs=[("piano", "piano")], steps=3, window=2, n_iter=2)
+    assert same.method == "patching" and same.cost_views == ["edit_cost"]
+    assert all(np.allclose(v, 0.0, atol=1e-6) for v in same.changes.values())
+    moved = patch_layers(tiny_flux, tiny_clap, pairs=[("piano", "organ")], steps=3, n_iter=2)
+    assert all(v.shape == (3, 1) and np.isfinite(v).all() for v in moved.changes.values())
+    back = LayerScores.load(moved.save(tmp_path / "p.json"))
+    assert back.method == "patching" and np.allclose(back.score, moved.score)
+    with pytest.raises(ConfigError, match="window"):
+        patch_layers(tiny_flux, tiny_clap, pairs=[("piano", "organ")], steps=3, window=4)
+
+
+def test_layer_scores_combine_gains_and_costs():
+    """score = mean of gains / max|gain| per view - cost_weight * cost / max|cost| (a known answer)."""
+    changes = {
+        "chroma": np.array([[0.2], [0.1]]),
+        "mel": np.array([[1.0], [-0.5]]),
+        "edit_cost": np.array([[0.4], [0.1]]),
+    }
+    s = LayerScores(["a", "b"], changes, settings={"cost_views": ["edit_cost"], "cost_weight": 0.5})
+    assert np.allclose(s.score, [(1.0 + 1.0) / 2 - 0.5 * 1.0, (0.5 - 0.5) / 2 - 0.5 * 0.25])
+    assert s.top_k(1) == ["a"]
+    plain = LayerScores(["a", "b"], {"chroma": changes["chroma"]})
+    assert plain.method == "bypass" and np.allclose(plain.score, [1.0, 0.5])
 
 
 def test_token_attribution_is_complete(tiny_flux):

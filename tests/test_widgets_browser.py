@@ -39,20 +39,35 @@ def _free_port() -> int:
 @pytest.fixture()
 def lab(tmp_path: Path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(
-        "from musicprobe.widgets import ScheduleEditor\n"
-        "editor = ScheduleEditor(['single_blocks.5.attn'], n_steps=10)\n"
-        "editor"
-    )]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from musicprobe.widgets import ScheduleEditor\n"
+            "editor = ScheduleEditor(['single_blocks.5.attn'], n_steps=10)\n"
+            "editor"
+        )
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "widget.ipynb")
     port = _free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.token=",
-         "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={tmp_path}",
-         "--allow-root", "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--allow-root",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(120):
@@ -73,8 +88,16 @@ def test_schedule_editor_reacts_in_jupyterlab(lab):
         from playwright.sync_api import sync_playwright
     except ImportError:
         _need(False, "the playwright package is not installed")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -102,7 +125,8 @@ def test_schedule_editor_reacts_in_jupyterlab(lab):
         page.wait_for_function(
             "before => { const l = document.querySelector('.scatterlayer .trace path.js-line');"
             " return l && l.getAttribute('d') !== before; }",
-            arg=before, timeout=30_000,
+            arg=before,
+            timeout=30_000,
         )
         after = page.query_selector(".scatterlayer .trace path.js-line").get_attribute("d")
         browser.close()

@@ -31,8 +31,22 @@ def test_weights_ship_with_provenance():
         assert (folder / "model.safetensors").stat().st_size <= 40 * 2**20
         meta = json.loads((folder / "config.json").read_text())
         assert meta["corpus_seed"] == TRAIN_SEED and meta["train_steps"] > 0 and "config" in meta
+    flux = json.loads((WEIGHTS / "mini-flux" / "config.json").read_text())
+    segments = flux["schedule_segments"]  # the learning-rate schedule(s) the shipped weights were trained under
+    assert segments[0]["from_step"] == 0 and segments[-1]["to_step"] == flux["train_steps"]
+    assert all(a["to_step"] == b["from_step"] for a, b in zip(segments, segments[1:]))
     with pytest.raises(UnknownNameError, match="mini-flux"):
         load("mini-flx")
+
+
+def test_resumed_training_records_its_schedule_segments():
+    from musicprobe.zoo.train import _extend_segments
+
+    first = _extend_segments([], 0, 3500)
+    assert first == [{"from_step": 0, "to_step": 3500, "schedule_steps": 3500}]
+    assert _extend_segments(first, 2000, 3500) == first  # a crash-resume of the same schedule
+    longer = _extend_segments(first, 3500, 5000)
+    assert longer == first + [{"from_step": 3500, "to_step": 5000, "schedule_steps": 5000}]
 
 
 def test_mini_flux_is_a_stock_diffusers_flux(mf):

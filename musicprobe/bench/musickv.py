@@ -1,87 +1,164 @@
 """The MusicKV comparison: vital layers vs the same number of random layers vs all layers, on held-out pairs.
 
-One RF-Solver inversion per pair records K/V at every attention layer, so every layer set is injected from the
-same recording. Random sets are drawn ``n_random`` times per pair (fixed seed) and averaged.
+Two ways of finding the vital layers are compared, each against random layer sets of the same size:
+
+- ``bypass``: the paper's probing (Stable Flow / MusicKV): the layers whose removal changes the output most;
+- ``patching``: our causal variant (:func:`musicprobe.probing.patch_layers`): the layers whose injected K/V
+  carry the most source structure per unit of editability lost.
+
+Both probes run on *generated* prompt pairs (the probe set); the comparison runs on *held-out real clips*
+(RF-Solver inversion), so a vital set must generalise from one to the other. One inversion per pair records
+K/V at every attention layer, so every layer set is injected from the same recording. Random sets are drawn
+``n_random`` times per pair (fixed seed) and averaged.
+
+The trade-off is read two ways: fidelity (chroma, CQT-1 PCC to the source) at no worse editability (mini-CLAP
+to the target prompt within 0.02), and one number, ``tradeoff``, that places a layer set on the line from no
+injection to injection into every layer: fidelity and editability are each rescaled so that ``none`` and
+``all`` are 0 and 1, and ``tradeoff = fidelity_scaled + editability_scaled``. Both ends score 1; a set above the
+straight line between them (more fidelity than its editability cost predicts) scores more than 1.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
 from musicprobe.bench.musrec import heldout_pairs
+from musicprobe.errors import ConfigError
 
 KEYS = ("chroma", "cqt1_pcc", "clap_target", "chroma_ref", "cqt1_pcc_ref")
+METHODS = ("bypass", "patching")
 
 
-def vital_layers(model, clap, k: int, scores_path=None):
-    """Top-``k`` attention layers of mini-flux by probing score (cached next to the weights when possible)."""
-    from musicprobe.probing import LayerScores, probe_layers
+def model_key(model) -> str:
+    """A short hash of a flow model's config and provenance (identifies the weights the scores belong to)."""
+    ident = json.dumps({"config": model.config.to_dict(), **model.meta}, sort_keys=True, default=str)
+    return hashlib.sha256(ident.encode()).hexdigest()[:12]
 
-    if scores_path is not None and scores_path.exists():
-        scores = LayerScores.load(scores_path)
+
+def scores_cache_path(model, method: str) -> Path:
+    """Where the probing scores of ``model`` are cached in the user cache."""
+    from musicprobe.cache import cache_dir
+
+    return cache_dir() / f"probing_{method}_{model_key(model)}.json"
+
+
+def shipped_scores_path(method: str) -> Path:
+    """Probing scores shipped beside the mini-flux weights (``musicprobe probe-layers`` output, seeds 0 and 1)."""
+    from musicprobe.zoo import weights_dir
+
+    return weights_dir("mini-flux") / f"probing_{method}.json"
+
+
+def vital_layers(model, clap, k: int, method: str = "bypass", cache: bool = True):
+    """Top-``k`` attention layers of mini-flux by ``method`` (``bypass`` or ``patching``), with their scores.
+
+    Scores come from the file shipped with the weights when it was computed for this very model, else from the
+    user cache, else they are computed (about 1.5 min for bypass, 4 min for patching on 2 CPU cores).
+    """
+    from musicprobe.probing import LayerScores, patch_layers, probe_layers
+
+    if method not in METHODS:
+        raise ConfigError(f"vital_layers: method must be one of {METHODS}, got {method!r}")
+    key = model_key(model)
+    for path in (shipped_scores_path(method), scores_cache_path(model, method)):
+        if cache and path.exists():
+            scores = LayerScores.load(path)
+            if scores.settings.get("model_key") == key:
+                return scores.top_k(k), scores
+    if method == "bypass":
+        scores = probe_layers(model, clap, seeds=(0, 1), progress=True)
     else:
-        scores = probe_layers(model, clap, seeds=(0, 1))
-        if scores_path is not None:
-            scores.save(scores_path)
+        scores = patch_layers(model, clap, seeds=(0, 1), progress=True)
+    scores.settings["model_key"] = key
+    if cache:
+        path = scores_cache_path(model, method)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scores.save(path)
     return scores.top_k(k), scores
+
+
+def fidelity(row: dict) -> float:
+    """Mean of chroma similarity and CQT-1 PCC to the source."""
+    return 0.5 * (row["chroma"] + row["cqt1_pcc"])
+
+
+def tradeoff(row: dict, none: dict, every: dict) -> dict:
+    """Fidelity and editability rescaled so that ``none`` -> ``every`` spans 0 -> 1, and their sum (see above)."""
+    f_span = fidelity(every) - fidelity(none)
+    e_span = none["clap_target"] - every["clap_target"]
+    if f_span <= 0 or e_span <= 0:
+        nan = float("nan")
+        return {"fidelity_scaled": nan, "editability_scaled": nan, "tradeoff": nan}
+    f = (fidelity(row) - fidelity(none)) / f_span
+    e = (row["clap_target"] - every["clap_target"]) / e_span
+    return {"fidelity_scaled": f, "editability_scaled": e, "tradeoff": f + e}
 
 
 def musickv_comparison(
     n_pairs: int = 16,
-    k: int = 2,
+    k: int = 3,
     steps: int = 25,
-    curve: str = "window",
-    end: int = 12,
+    curve: str = "ramp",
+    end: int | None = None,
     n_random: int = 3,
     tokens: str = "audio",
+    methods: tuple[str, ...] = METHODS,
+    source_branch: str = "regenerate",
     progress: bool = True,
 ) -> dict:
+    """Vital (per method) vs random vs all vs no layers, MusicKV's reference ramp and source branch by default."""
     from tqdm.auto import tqdm
 
-    from musicprobe.editors import MusicKV, MusicKVConfig, denoise, invert_and_record
+    from musicprobe.editors import MusicKV, MusicKVConfig, denoise
+    from musicprobe.hooks import Probe
     from musicprobe.probing import probe_points
-    from musicprobe.zoo import load, weights_dir
+    from musicprobe.zoo import load
 
     mf, clap = load("mini-flux"), load("mini-clap")
-    vital, scores = vital_layers(mf, clap, k, weights_dir("mini-flux") / "probing.json")
-    editor = MusicKV(mf, MusicKVConfig(layers=vital, steps=steps, curve=curve, end=end, tokens=tokens), clap=clap)
-    every = probe_points(editor.probe, "attention")
+    found = {m: vital_layers(mf, clap, k, m) for m in methods}
+    every = probe_points(Probe(mf.transformer), "attention")
+    cfg = MusicKVConfig(layers=every, steps=steps, curve=curve, end=end, tokens=tokens, source_branch=source_branch)
+    editor = MusicKV(mf, cfg, clap=clap)
     rng = np.random.default_rng(0)
     per: dict[str, list[dict]] = defaultdict(list)
     for pair in tqdm(heldout_pairs(n_pairs), desc="musickv pairs", disable=not progress):
-        src = invert_and_record(mf, editor.probe, mf.encode(pair.source.audio), pair.source_prompt, every, steps=steps)
-        sets = {"vital": vital, "all": every, "none": []}
+        src = editor.record_source(pair.source.audio, pair.source_prompt, every)
+        sets = {f"vital_{m}": layers for m, (layers, _) in found.items()} | {"all": every, "none": []}
         for r in range(n_random):
             sets[f"random{r}"] = sorted(rng.choice(every, size=k, replace=False).tolist())
         for name, layers in sets.items():
-            sched = editor.config.replace(layers=layers).schedule() if layers else None
-            path, _ = denoise(mf, editor.probe, src, pair.target_prompt, schedule=sched, guidance=4.0)
-            res = editor._finish(
-                pair.source.audio,
-                path.final,
-                pair.source_prompt,
-                pair.target_prompt,
-                editor.config,
-                {},
-                0.0,
-                pair.target.audio,
-                name,
+            sched = cfg.replace(layers=layers).schedule() if layers else None
+            path, _ = denoise(mf, editor.probe, src, pair.target_prompt, schedule=sched, guidance=cfg.target_guidance)
+            res = editor.score(
+                pair.source.audio, path.final, pair.source_prompt, pair.target_prompt, reference=pair.target.audio
             )
             per["random" if name.startswith("random") else name].append(res.metrics)
     table = {v: {key: float(np.mean([m[key] for m in rows])) for key in KEYS} for v, rows in per.items()}
-    v, r = table["vital"], table["random"]
+    none, every_row = dict(table["none"]), dict(table["all"])
+    for row in table.values():
+        row.update(tradeoff(row, none, every_row))
+    r = table["random"]
+    verdict = {}
+    for m in methods:
+        v = table[f"vital_{m}"]
+        verdict[m] = {
+            "fidelity (chroma) above random": v["chroma"] > r["chroma"],
+            "fidelity (cqt1_pcc) above random": v["cqt1_pcc"] > r["cqt1_pcc"],
+            "editability (clap_target) within 0.02 of random": v["clap_target"] >= r["clap_target"] - 0.02,
+            "tradeoff above random": v["tradeoff"] > r["tradeoff"],
+        }
     return {
         "n_pairs": n_pairs,
         "k": k,
-        "vital_layers": vital,
-        "schedule": {"curve": curve, "end": end, "tokens": tokens},
-        "probing_ranking": scores.ranking()[:6],
+        "vital_layers": {m: layers for m, (layers, _) in found.items()},
+        "probing_ranking": {m: s.ranking()[:6] for m, (_, s) in found.items()},
+        "schedule": {"curve": curve, "end": end, "steps": steps, "tokens": tokens, "source_branch": source_branch},
+        "n_random": n_random,
         "table": table,
-        "vital_beats_random": {
-            "fidelity (chroma)": v["chroma"] > r["chroma"],
-            "similarity to true target (chroma_ref)": v["chroma_ref"] > r["chroma_ref"],
-            "editability (clap_target) kept within 0.02": v["clap_target"] >= r["clap_target"] - 0.02,
-        },
+        "vital_beats_random": verdict,
     }

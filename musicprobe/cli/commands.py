@@ -145,12 +145,13 @@ def run_edit_musickv(a: argparse.Namespace) -> dict:
 
 
 def run_probe_layers(a: argparse.Namespace) -> None:
-    from musicprobe.probing import probe_layers
+    from musicprobe.probing import patch_layers, probe_layers
     from musicprobe.zoo import load
 
     model = load_flow_model(a.model)
     seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
-    scores = probe_layers(model, load("mini-clap"), seeds=seeds, target=a.target, steps=a.steps, progress=True)
+    probe = probe_layers if a.method == "bypass" else patch_layers
+    scores = probe(model, load("mini-clap"), seeds=seeds, target=a.target, steps=a.steps, progress=True)
     scores.save(a.out)
     if a.html:
         scores.plot().write_html(a.html, include_plotlyjs=True)

@@ -193,8 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--json", action="store_true")
     mk.set_defaults(func=_cmd_edit)
 
-    pl = sub.add_parser("probe-layers", help="per-layer bypass probing scores of a model")
+    pl = sub.add_parser("probe-layers", help="per-layer probing scores of a model (bypass or patching)")
     pl.add_argument("--model", default="mini-flux")
+    pl.add_argument(
+        "--method",
+        default="bypass",
+        choices=["bypass", "patching"],
+        help="bypass: change when a layer is removed (the paper's); patching: structure its injected K/V carries",
+    )
     pl.add_argument("--target", default="attention", choices=["attention", "blocks", "both"])
     pl.add_argument("--seeds", default="0,1")
     pl.add_argument("--steps", type=int, default=12)

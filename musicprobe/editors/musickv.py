@@ -10,8 +10,14 @@ Two paths, as in the paper:
 
 - **generated audio** (``edit_generated``): generate the source from a seed under prompt A while recording K/V,
   then generate from the same noise under prompt B while injecting;
-- **real audio** (``edit``): invert the clip with RF-Solver under its prompt while recording, then denoise under
-  the target prompt while injecting (the MusRec pipeline with MusicKV's layers and schedule).
+- **real audio** (``edit``): invert the clip with RF-Solver under its prompt, then inject into the denoising
+  under the target prompt. Where the source's K/V come from is ``source_branch``:
+
+  - ``"regenerate"`` (default; MusicKV's reference code): the source branch is generated again from the
+    inverted noise under the source prompt (guidance ``source_guidance``), in step with the edit, and its K/V
+    at the same times are injected; the inversion itself records nothing;
+  - ``"inversion"`` (RF-Edit / MusRec style): K/V recorded while inverting, under the inversion step's
+    destination time (``alignment="reference"`` of :func:`invert_and_record`).
 
 On mini-flux (a Flux MM-DiT) the "self-attention" of a block is its joint attention; ``tokens="audio"`` restricts
 injection to audio tokens, which is the closest analogue of MusicKV's self-attention on Stable Audio.
@@ -26,11 +32,13 @@ from typing import Any
 import numpy as np
 
 from musicprobe.editors.config import JsonConfig
-from musicprobe.editors.flow_injection import denoise, generate_and_record, invert_and_record
+from musicprobe.editors.flow_injection import InvertedSource, denoise, generate_and_record, invert_and_record
 from musicprobe.editors.result import EditResult, edit_metrics
 from musicprobe.errors import ConfigError, check_known
 from musicprobe.hooks import CURVES, InjectionSchedule, Probe
 from musicprobe.inversion import SOLVERS
+
+SOURCE_BRANCHES = ("regenerate", "inversion")
 
 
 @dataclass
@@ -49,12 +57,14 @@ class MusicKVConfig(JsonConfig):
     solver: str = "rf-solver"
     source_guidance: float = 1.0
     target_guidance: float = 4.0
+    source_branch: str = "regenerate"
     capture: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.layers:
             raise ConfigError("MusicKVConfig: give the vital layers (e.g. probe_layers(...).top_k(3))")
         check_known("solver", self.solver, SOLVERS)
+        check_known("source_branch", self.source_branch, SOURCE_BRANCHES)
         check_known("curve", self.curve, CURVES)
         self.schedule()  # validates kind/tokens/strength/start/end/weights
 
@@ -85,7 +95,23 @@ class MusicKV:
         for name in config.layers:
             self.probe.resolve(name)
 
-    def _finish(self, source_audio, edited_latent, src_prompt, tgt_prompt, c, maps, secs, reference, label):
+    def score(
+        self,
+        source_audio: np.ndarray,
+        edited_latent,
+        source_prompt: str,
+        target_prompt: str,
+        *,
+        config: MusicKVConfig | None = None,
+        reference: np.ndarray | None = None,
+        label: str = "",
+        seconds: float = 0.0,
+        maps: dict | None = None,
+    ) -> EditResult:
+        """Decode an edited latent and measure it against the source (and the true target, if given)."""
+        c = config or self.config
+        src_prompt, tgt_prompt, secs = source_prompt, target_prompt, seconds
+        maps = maps or {}
         edited = self.model.decode(edited_latent)
         src = np.asarray(source_audio, dtype=np.float32)[: len(edited)]
         metrics = edit_metrics(src, edited, self.model.sr, tgt_prompt, src_prompt, reference, self.clap)
@@ -113,20 +139,41 @@ class MusicKV:
         reference: np.ndarray | None = None,
         label: str = "",
     ) -> EditResult:
-        """Real-audio path: RF-Solver inversion with recording, then injected denoising."""
+        """Real-audio path: RF-Solver inversion, then injected denoising (``source_branch`` says how)."""
         c = config or self.config
         t0 = time.perf_counter()
+        src = self.record_source(audio, source_prompt, c.layers, c)
+        return self._inject(src, audio, target_prompt, c, t0, reference, label)
+
+    def record_source(
+        self, audio: np.ndarray, source_prompt: str, layers: list[str], config: MusicKVConfig | None = None
+    ) -> InvertedSource:
+        """Invert ``audio`` and record the K/V of ``layers`` the way ``config.source_branch`` says."""
+        c = config or self.config
+        branch = c.source_branch == "inversion"
         src = invert_and_record(
             self.model,
             self.probe,
             self.model.encode(audio),
             source_prompt,
-            c.layers,
+            layers if branch else [],
             steps=c.steps,
             solver=c.solver,
             guidance=c.source_guidance,
         )
-        return self._inject(src, audio, target_prompt, c, t0, reference, label)
+        if branch:
+            return src
+        regenerated, _ = generate_and_record(
+            self.model,
+            self.probe,
+            src.noise,
+            source_prompt,
+            layers,
+            steps=c.steps,
+            solver=c.solver,
+            guidance=c.source_guidance,
+        )
+        return regenerated
 
     def edit_generated(
         self,
@@ -163,6 +210,14 @@ class MusicKV:
             guidance=c.target_guidance,
             capture=c.capture or None,
         )
-        return self._finish(
-            source_audio, path.final, src.prompt, target_prompt, c, maps, time.perf_counter() - t0, reference, label
+        return self.score(
+            source_audio,
+            path.final,
+            src.prompt,
+            target_prompt,
+            config=c,
+            reference=reference,
+            label=label,
+            seconds=time.perf_counter() - t0,
+            maps=maps,
         )

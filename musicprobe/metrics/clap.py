@@ -147,8 +147,9 @@ def class_embeddings(model: AudioTextEmbedder, field: str) -> tuple[tuple[str, .
     cache = model.__dict__.setdefault("_class_embeddings", {})
     if field not in cache:
         values = label_space()[field]
-        embs = [torch.nn.functional.normalize(model.embed_text(class_prompts(field, v)).mean(0), dim=-1)
-                for v in values]
+        embs = [
+            torch.nn.functional.normalize(model.embed_text(class_prompts(field, v)).mean(0), dim=-1) for v in values
+        ]
         cache[field] = (values, torch.stack(embs))
     return cache[field]
 

@@ -1,10 +1,12 @@
-"""Which layers matter: bypass probing scores, attention statistics and token attributions."""
+"""Which layers matter: bypass and patching scores, attention statistics and token attributions."""
 
 from musicprobe.probing.attribution import TokenAttribution, attribute_tokens
 from musicprobe.probing.layers import DEFAULT_PROMPTS, VIEWS, LayerScores, probe_layers, probe_points
+from musicprobe.probing.patching import DEFAULT_PAIRS, patch_layers
 from musicprobe.probing.stats import STATS, AttentionStats, attention_statistics, attention_stats_of
 
 __all__ = [
+    "DEFAULT_PAIRS",
     "DEFAULT_PROMPTS",
     "STATS",
     "VIEWS",
@@ -14,6 +16,7 @@ __all__ = [
     "attention_statistics",
     "attention_stats_of",
     "attribute_tokens",
+    "patch_layers",
     "probe_layers",
     "probe_points",
 ]

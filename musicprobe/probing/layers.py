@@ -46,17 +46,34 @@ class LayerScores:
     settings: dict = field(default_factory=dict)
 
     @property
+    def cost_views(self) -> list[str]:
+        """Views that count against a point (patching's ``edit_cost``); none for bypass scores."""
+        return list(self.settings.get("cost_views", []))
+
+    @property
+    def method(self) -> str:
+        return self.settings.get("method", "bypass")
+
+    @property
     def score(self) -> np.ndarray:
-        """Combined score per point (mean over views of the view's mean change, normalised by its maximum)."""
-        parts = []
-        for v in self.changes.values():
+        """Combined score per point.
+
+        The mean over views of the view's mean change, each divided by its largest magnitude over the points;
+        cost views (if any) are subtracted, weighted by ``settings["cost_weight"]``.
+        """
+        gains, costs = [], []
+        for name, v in self.changes.items():
             m = v.mean(1)
-            parts.append(m / m.max() if m.max() > 0 else m)
-        return np.mean(parts, axis=0)
+            top = np.abs(m).max()
+            (costs if name in self.cost_views else gains).append(m / top if top > 0 else m)
+        score = np.mean(gains, axis=0)
+        if costs:
+            score = score - float(self.settings.get("cost_weight", 1.0)) * np.mean(costs, axis=0)
+        return score
 
     def spread(self, view: str | None = None) -> np.ndarray:
         if view is None:
-            per = [v / max(v.mean(1).max(), 1e-12) for v in self.changes.values()]
+            per = [v / max(np.abs(v.mean(1)).max(), 1e-12) for v in self.changes.values()]
             return np.mean(per, axis=0).std(1)
         return self.changes[view].std(1)
 
@@ -84,13 +101,18 @@ class LayerScores:
         colors = ["#d62728" if p in sel else "#1f77b4" for p in self.points]
         fig = go.Figure(go.Bar(x=self.points, y=s, error_y=dict(type="data", array=err), marker_color=colors))
         fig.update_layout(
-            title=title or f"layer probing: change when bypassed ({view or 'combined'})",
-            yaxis_title="change (higher = more vital)",
+            title=title or f"layer probing: {self._what()} ({view or 'combined'})",
+            yaxis_title="score (higher = more vital)",
             template="plotly_white",
             height=360,
             xaxis_tickangle=-45,
         )
         return fig
+
+    def _what(self) -> str:
+        if self.method == "patching":
+            return "structure carried when injected alone"
+        return "change when bypassed"
 
     def to_dict(self) -> dict:
         return {

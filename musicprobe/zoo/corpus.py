@@ -6,7 +6,6 @@ different seeds are disjoint, so held-out evaluation uses another seed (``HELDOU
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +88,9 @@ def cached_corpus(
     codec = codec or CodecConfig()
     import json
 
-    cache_dir = Path(cache_dir or os.environ.get("MUSICPROBE_CACHE", Path.home() / ".cache" / "musicprobe"))
+    from musicprobe.cache import cache_dir as default_cache
+
+    cache_dir = Path(cache_dir or default_cache())
     key = f"corpus_s{seed}_n{n}_h{codec.hop_length}_m{codec.n_mels}_f{codec.n_frames}"
     path = cache_dir / f"{key}.npz"
     if path.exists():

@@ -56,10 +56,11 @@ class FluxTrainConfig:
 def cached_text(texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     """MiniLM token states and pooled vectors (float16), cached on disk by content (minutes of CPU otherwise)."""
     import hashlib
-    import os
+
+    from musicprobe.cache import cache_dir
 
     key = hashlib.sha256(("\n".join(texts) + f"|{max_tokens}").encode()).hexdigest()[:16]
-    folder = Path(os.environ.get("MUSICPROBE_CACHE", Path.home() / ".cache" / "musicprobe"))
+    folder = cache_dir()
     path = folder / f"text_{key}.pt"
     if path.exists():
         d = torch.load(path)
@@ -101,6 +102,7 @@ def train_miniflux(out: str | Path, cfg: FluxTrainConfig | None = None, log=prin
     ema = copy.deepcopy(transformer).eval().requires_grad_(False)
     opt = torch.optim.AdamW(transformer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
+    segments: list[dict] = []
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -108,7 +110,9 @@ def train_miniflux(out: str | Path, cfg: FluxTrainConfig | None = None, log=prin
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         start = state["step"]
+        segments = state.get("segments") or _first_segment(out, start)
         log(f"resumed at step {start}")
+    segments = _extend_segments(segments, start, cfg.steps)
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     from musicprobe.zoo.text import TextStates
 
@@ -149,18 +153,57 @@ def train_miniflux(out: str | Path, cfg: FluxTrainConfig | None = None, log=prin
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             tmp = out / "checkpoint.tmp"
             torch.save(
-                {"model": transformer.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": done}, tmp
+                {
+                    "model": transformer.state_dict(),
+                    "ema": ema.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": done,
+                    "segments": segments,
+                },
+                tmp,
             )
             tmp.replace(ckpt)
-            export(out, ema, model_cfg, cfg, done)
+            export(out, ema, model_cfg, cfg, done, segments)
     return out / "model"
 
 
-def export(out: Path, ema: torch.nn.Module, model_cfg: MiniFluxConfig, cfg: FluxTrainConfig, step: int) -> Path:
+def _first_segment(out: Path, start: int) -> list[dict]:
+    """The schedule of a checkpoint written before segments were recorded (read from its train_config.json)."""
+    old = out / "train_config.json"
+    planned = json.loads(old.read_text())["steps"] if old.exists() else start
+    return [{"from_step": 0, "to_step": start, "schedule_steps": planned}]
+
+
+def _extend_segments(segments: list[dict], start: int, planned: int) -> list[dict]:
+    """Record that steps ``start..planned`` follow a learning-rate schedule planned over ``planned`` steps.
+
+    A run resumed with a longer ``steps`` continues the cosine schedule of the new length (a gentle warm
+    restart); the segments keep that history in the exported weights' provenance.
+    """
+    kept = [dict(s) for s in segments if s["from_step"] < start]
+    if kept and kept[-1]["schedule_steps"] == planned:
+        kept[-1]["to_step"] = planned  # a plain resume of the same schedule
+        return kept
+    if kept:
+        kept[-1]["to_step"] = start
+    if start < planned:
+        kept.append({"from_step": start, "to_step": planned, "schedule_steps": planned})
+    return kept
+
+
+def export(
+    out: Path,
+    ema: torch.nn.Module,
+    model_cfg: MiniFluxConfig,
+    cfg: FluxTrainConfig,
+    step: int,
+    segments: list[dict] | None = None,
+) -> Path:
     """Write the EMA weights with their provenance to ``out/model`` (atomically replacing the previous export)."""
     meta = {
         "name": "mini-flux",
         "train_steps": step,
+        "schedule_segments": segments or [{"from_step": 0, "to_step": step, "schedule_steps": cfg.steps}],
         "corpus_seed": cfg.corpus_seed,
         "corpus_clips": cfg.n_clips,
         "init_seed": cfg.seed,
