@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.musicprobe-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint notebooks data clean
+.PHONY: demo test lint notebooks notebooks-full data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,17 +19,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/musicprobe demo --out demo_output
 
+# The test command sets the notebooks' fast setting itself, so a user's `make test` and CI run the same suite.
 test: $(STAMP)
 	$(BIN)/ruff check musicprobe tests scripts
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env notebooks
+	MUSICPROBE_FAST=1 $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env notebooks/*.ipynb
 
 lint: $(STAMP)
 	$(BIN)/ruff check musicprobe tests scripts
 	$(BIN)/ruff format --check musicprobe tests scripts || true
 
-notebooks: $(STAMP)  ## re-execute the notebooks in place with their fast parameters (stores checked outputs)
-	for nb in notebooks/*.ipynb; do MUSICPROBE_FAST=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb; done
+notebooks: $(STAMP)  ## sync each notebook from its percent script, re-execute with the fast parameters (stores outputs)
+	for nb in notebooks/*.ipynb; do $(BIN)/jupytext --sync $$nb && MUSICPROBE_FAST=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb; done
+
+notebooks-full: $(STAMP)  ## run every notebook with its full parameters (slow: tens of minutes on 2 cores)
+	MUSICPROBE_FAST=0 CI=false $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env notebooks/*.ipynb
 
 data: $(STAMP)  ## regenerate data_samples/ from its seed
 	$(BIN)/python scripts/make_data_samples.py

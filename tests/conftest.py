@@ -21,8 +21,8 @@ TINY_CODEC_KW = dict(n_frames=64, frames_per_token=4, mel_mean=-4.4, mel_std=2.2
 
 
 def make_tiny_flux(seed: int = 0):
-    from musicprobe.zoo.codec import CodecConfig
-    from musicprobe.zoo.miniflux import MiniFlux, MiniFluxConfig, build_transformer
+    from musicprobe.models.codec import CodecConfig
+    from musicprobe.models.miniflux import MiniFlux, MiniFluxConfig, build_transformer
 
     cfg = MiniFluxConfig(
         num_layers=1,
@@ -38,8 +38,8 @@ def make_tiny_flux(seed: int = 0):
 def make_tiny_clap():
     import torch
 
-    from musicprobe.zoo.codec import CodecConfig
-    from musicprobe.zoo.miniclap import MiniClap, MiniClapConfig, MiniClapNet
+    from musicprobe.models.codec import CodecConfig
+    from musicprobe.models.miniclap import MiniClap, MiniClapConfig, MiniClapNet
 
     torch.manual_seed(0)
     cfg = MiniClapConfig(dim=32, channels=(16, 16), codec=CodecConfig(**TINY_CODEC_KW))

@@ -10,8 +10,9 @@ import torch
 
 from musicprobe.errors import ConfigError, UnknownNameError
 from musicprobe.metrics.clap import LaionClap, clap_score, class_prompts, fad, frechet_distance, zero_shot
-from musicprobe.zoo.codec import CodecConfig
-from musicprobe.zoo.miniclap import MiniClap, MiniClapConfig, MiniClapNet, positive_mask
+from musicprobe.models.codec import CodecConfig
+from musicprobe.models.miniclap import MiniClap, MiniClapConfig, MiniClapNet
+from musicprobe.zoo.train_clap import positive_mask
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def tiny_laion() -> LaionClap:
     """A random-init transformers ClapModel built from config, with MiniLM's tokenizer (no hub)."""
     from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel
 
-    from musicprobe.zoo.text import minilm_path
+    from musicprobe.models.text import minilm_path
 
     tok = AutoTokenizer.from_pretrained(minilm_path())
     cfg = ClapConfig(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from musicprobe.errors import ConfigError, MusicProbeError, UnknownNameError
-from musicprobe.hooks import InjectionSchedule, Probe, attention_probs
+from musicprobe.hooks import InjectionSchedule, Probe, RowRoles, attention_probs
 from musicprobe.models import TINY_MODELS, tiny_model
 
 ARCHS = list(TINY_MODELS)
@@ -25,7 +25,8 @@ def run(tm, prompt="A", **kw):
 
 def all_hooks_clean(model: torch.nn.Module) -> bool:
     for m in model.modules():
-        if m._forward_hooks or m._forward_pre_hooks or m._forward_hooks_with_kwargs or hasattr(m, "_musicprobe_point"):
+        hooked = m._forward_hooks or m._forward_pre_hooks or m._forward_hooks_with_kwargs
+        if hooked or hasattr(m, "_musicprobe_handlers"):
             return False
     return True
 
@@ -193,8 +194,8 @@ def test_hooks_are_removed_even_when_the_run_raises(tm):
         from transformers.masking_utils import AttentionMaskInterface
         from transformers.modeling_utils import AttentionInterface
 
-        assert "musicprobe" not in AttentionInterface._global_mapping
-        assert "musicprobe" not in AttentionMaskInterface._global_mapping
+        assert not any(k.startswith("musicprobe") for k in AttentionInterface._global_mapping)
+        assert not any(k.startswith("musicprobe") for k in AttentionMaskInterface._global_mapping)
         assert tm.model.decoder.config._attn_implementation == "sdpa"
     else:
         assert getattr(getattr(tm.model, "config", None), "_attn_implementation", None) == impl_before
@@ -225,7 +226,7 @@ def test_twenty_captured_runs_do_not_keep_memory():
         del cache
     gc.collect()
     assert all(r() is None for r in refs)
-    assert probe._captures == [] and probe._modes == {}
+    assert probe.interventions == [] and probe.active_hooks() == []
 
 
 def test_block_bypass_is_identity_and_attention_bypass_removes_attention():
@@ -360,3 +361,122 @@ def test_block_outputs_are_captured_whole_not_head_reduced():
         run(tm)
     h.remove()
     assert torch.equal(cache["down.1.layer0.hook_out"], seen["out"])  # (batch, channels, H, W), channels kept
+
+
+def _text_attention(tm, probe):
+    return probe.points(kind="joint_attn" if tm.name == "flux" else "cross_attn")
+
+
+def _rows_of(tm, out, n_rows):
+    """Per-row outputs (MusicGen's logits have ``rows * codebooks`` leading entries)."""
+    return out.reshape(n_rows, -1)
+
+
+def test_row_roles_let_an_intervention_copy_the_source_row_into_the_target_rows(tm):
+    # batch = CFG halves (the family's order) x prompts [source A, target B]; text enters only through the
+    # text-attention K/V, so writing the source row's K/V into the target rows makes them compute the source
+    probe = Probe(tm.model)
+    order = probe.adapter.cfg_order
+    prompts = {"uncond": ["U", "U"], "cond": ["A", "B"]}
+    batch = tm.make_batch(prompts[order[0]] + prompts[order[1]])
+    stock = _rows_of(tm, tm(**batch), 4)
+    layers = _text_attention(tm, probe)
+    with probe.with_roles(RowRoles(prompts=2, cfg=True)), probe.share_kv(layers, source=0, targets=[1]):
+        shared = _rows_of(tm, tm(**batch), 4)
+    cond = order.index("cond") * 2
+    assert not torch.allclose(stock[cond], stock[cond + 1], atol=1e-4)  # A and B differ
+    assert torch.allclose(shared[cond + 1], stock[cond], atol=1e-5)  # B's row now computes A
+    assert torch.allclose(shared[cond], stock[cond], atol=1e-6)  # the source row is untouched
+    assert all_hooks_clean(tm.model)
+
+
+def test_row_roles_select_rows_in_each_familys_order():
+    diff = RowRoles(prompts=2, cfg=True)
+    order = ("uncond", "cond")
+    assert diff.rows(4, order, branch="cond", prompt=1) == slice(3, 4)
+    assert torch.equal(diff.rows(4, order, prompt=0), torch.tensor([0, 2]))
+    assert RowRoles(prompts=2, cfg=True).rows(4, ("cond", "uncond"), branch="cond", prompt=1) == slice(1, 2)
+    assert RowRoles().rows(6, order, branch="uncond") == slice(0, 3)
+    with pytest.raises(MusicProbeError, match="multiple of 4"):
+        diff.rows(6, order, branch="cond", prompt=0)
+    with pytest.raises(ConfigError, match="cfg="):
+        RowRoles(prompts=3)
+
+
+def test_two_probes_on_one_musicgen_compose_and_restore_in_either_exit_order():
+    from transformers.modeling_utils import AttentionInterface
+
+    tm = tiny_model("musicgen")
+    stock = run(tm)
+    layer = "layers.0.cross_attn"
+    for first_out in ("inner", "outer"):
+        outer, inner = Probe(tm.model), Probe(tm.model)
+        a = outer.capture([f"{layer}.hook_pattern"], dtype=torch.float32)
+        b = inner.capture([f"{layer}.hook_pattern"], dtype=torch.float32)
+        cache_a = a.__enter__()
+        cache_b = b.__enter__()
+        assert torch.equal(run(tm), stock)
+        (b if first_out == "inner" else a).__exit__(None, None, None)
+        assert torch.equal(run(tm), stock)  # the probe still open keeps working, the model is not broken
+        (a if first_out == "inner" else b).__exit__(None, None, None)
+        assert torch.equal(run(tm), stock)
+        assert len(cache_a.keys()) >= 1 and len(cache_b.keys()) >= 1
+        assert not any(k.startswith("musicprobe") for k in AttentionInterface._global_mapping)
+        assert tm.model.decoder.config._attn_implementation == "sdpa" and all_hooks_clean(tm.model)
+
+
+def test_a_context_is_single_use_with_a_clear_error():
+    tm = tiny_model("stable_audio")
+    probe = Probe(tm.model)
+    ctx = probe.capture(["blocks.0.self_attn.hook_pattern"])
+    with ctx:
+        run(tm)
+    with pytest.raises(MusicProbeError, match="single-use"), ctx:
+        pass
+
+
+def test_capture_with_gradients_keeps_the_graph():
+    tm = tiny_model("stable_audio")
+    probe = Probe(tm.model)
+    x = tm.make_inputs("A")
+    x["hidden_states"] = x["hidden_states"].clone().requires_grad_(True)
+    with probe.capture(["blocks.1.self_attn.hook_out", "blocks.0.hook_out"], grad=True) as cache:
+        tm.model(**x)
+    feats = cache["blocks.1.self_attn.hook_out"]
+    assert feats.requires_grad and feats.dtype == torch.float32
+    feats.pow(2).sum().backward()
+    assert x["hidden_states"].grad is not None and x["hidden_states"].grad.abs().sum() > 0
+    with probe.capture(["blocks.1.self_attn.hook_out"]) as plain:
+        tm.model(**x)
+    assert not plain["blocks.1.self_attn.hook_out"].requires_grad
+
+
+def test_a_new_intervention_is_a_subclass_not_an_edit_of_probe():
+    from musicprobe.hooks import Intervention
+
+    class ScaleValues(Intervention):
+        """Multiply V by a constant at one layer (a toy intervention written outside the package)."""
+
+        def __init__(self, point, factor):
+            super().__init__()
+            self.point, self.factor, self.calls = point, factor, 0
+
+        def bind(self, probe):
+            self.attention_points = frozenset([probe.resolve(self.point).name])
+
+        def modify_kv(self, call, k, v):
+            self.calls += 1
+            return k, v * self.factor
+
+    tm = tiny_model("unet2d")
+    probe = Probe(tm.model)
+    layer = "down.1.layer0.cross_attn"
+    stock = run(tm)
+    iv = ScaleValues(layer, 1.0)
+    with probe.intervene(iv):
+        same = run(tm)
+    with probe.intervene(ScaleValues(layer, 0.0)):
+        zeroed = run(tm)
+    assert iv.calls == 1 and torch.allclose(same, stock, atol=1e-6)
+    assert not torch.allclose(zeroed, stock, atol=1e-4)
+    assert all_hooks_clean(tm.model)

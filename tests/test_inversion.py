@@ -95,10 +95,10 @@ def test_ddim_inversion_converges_to_the_exact_map():
     errs, trips = [], []
     for steps in (5, 20, 100):
         ts = ddim_timesteps(steps)
-        noise = ddim_invert(x0, eps, alphas, ts)[-1]
+        noise = ddim_invert(x0, eps, alphas, ts).final
         exact = gaussian_ddim_map(x0, 1.0, float(alphas[ts[0]]), SCALE)
         errs.append(float((noise - exact).abs().max()))
-        trips.append(float((ddim_sample(noise, eps, alphas, ts)[-1] - x0).abs().max()))
+        trips.append(float((ddim_sample(noise, eps, alphas, ts).final - x0).abs().max()))
     assert errs[0] > errs[1] > errs[2] and errs[2] < 0.2 * errs[0]
     assert trips[0] > trips[1] > trips[2]
 
@@ -150,3 +150,76 @@ def test_sweep_ratio_and_round_trip(tmp_path):
     assert sw.ratio() == {10: pytest.approx(0.25)}
     assert InversionSweep.load(sw.save(tmp_path / "s.json")).rows == rows
     assert len(sw.plot().data) == 2
+
+
+class GaussianEpsModel:
+    """A minimal EpsModel whose epsilon is exact for N(0, s^2) data and ignores the prompt (protocol plumbing)."""
+
+    sr = 16000
+    num_train_timesteps = 1000
+
+    def __init__(self, scale: float = SCALE):
+        self.alphas_cumprod = torch.linspace(0.9999, 0.98, 1000, dtype=torch.float64).cumprod(0)
+        self._eps = gaussian_eps(scale, self.alphas_cumprod)
+        self.denoiser = torch.nn.Identity()
+        self.calls: list[str] = []
+
+    def eps(self, x, t, prompt, guidance=1.0):
+        self.calls.append(prompt)
+        return self._eps(x, t)
+
+    def encode(self, audio, sr):
+        return torch.as_tensor(audio)
+
+    def decode(self, latent):
+        return latent.numpy()
+
+    def encode_prompt(self, prompts):
+        return prompts
+
+    def noise(self, seed, batch=1):
+        return torch.randn(batch, 16, 8, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_edit_friendly_ddpm_inversion_reconstructs_exactly_and_stores_noise_maps():
+    from musicprobe.inversion import Sampler
+    from musicprobe.models.protocols import EpsModel, family_of
+
+    model = GaussianEpsModel()
+    assert isinstance(model, EpsModel) and family_of(model) == "eps"
+    x0 = _x0(5)
+    sampler = Sampler(model, "ddpm", steps=20)
+    maps = sampler.invert_ddpm(x0, "src", seed=3)
+    assert len(maps.zs) == 20 and maps.scales[-1] == 1.0 and all(s > 0 for s in maps.scales)
+    back = sampler.sample_ddpm(maps, "src").final
+    assert float((back - x0).abs().max()) < 1e-10  # exact by construction (DDIM at 20 steps is not)
+    ddim = Sampler(model, "ddim", steps=20)
+    ddim_err = float((ddim.sample(ddim.invert(x0, "src").final, "src").final - x0).abs().max())
+    assert ddim_err > 1e-6
+    # ZETA-style partial regeneration starts from the stored latent at T_start and still lands on x0
+    start = maps.start_index(500)
+    assert maps.timesteps[start] <= 500 and (start == 0 or maps.timesteps[start - 1] > 500)
+    assert float((sampler.sample_ddpm(maps, "src", start=start).final - x0).abs().max()) < 1e-10
+    with pytest.raises(ConfigError, match="does not apply"):
+        Sampler(model, "rf-solver")
+
+
+def test_every_sampler_announces_the_same_step_events():
+    from contextlib import nullcontext
+
+    from musicprobe.inversion import Sampler, StepEvent
+
+    model = GaussianEpsModel()
+    seen: list[StepEvent] = []
+
+    def ctx(event):
+        seen.append(event)
+        return nullcontext()
+
+    Sampler(model, "ddim", steps=4).sample(model.noise(0), "p", context=ctx)
+    assert [e.step for e in seen] == [0, 1, 2, 3] and all(isinstance(e, StepEvent) for e in seen)
+    assert [e.timestep for e in seen] == [750, 500, 250, 0] and not any(e.inverse for e in seen)
+    assert seen[0].key == (0.75, 0) and seen[-1].t_to == 0.0
+    seen.clear()
+    Sampler(model, "ddim", steps=4).invert(_x0(0), "p", context=ctx)
+    assert [e.timestep for e in seen] == [0, 250, 500, 750] and all(e.inverse for e in seen)

@@ -8,10 +8,12 @@ from conftest import TINY_CODEC_KW, make_tiny_clap, make_tiny_flux
 
 from musicprobe.editors import MusicKV, MusicKVConfig
 from musicprobe.errors import ConfigError, UnknownNameError
+from musicprobe.hooks import ScheduleSpec
+from musicprobe.inversion import generate_latent
+from musicprobe.models.codec import CodecConfig
+from musicprobe.models.miniclap import MiniClap
+from musicprobe.models.miniflux import MiniFlux
 from musicprobe.probing import LayerScores, attention_stats_of, attribute_tokens, patch_layers, probe_layers
-from musicprobe.zoo.codec import CodecConfig
-from musicprobe.zoo.miniclap import MiniClap
-from musicprobe.zoo.miniflux import MiniFlux
 
 CODEC = CodecConfig(**TINY_CODEC_KW)
 
@@ -32,16 +34,18 @@ LAYERS = ["single_blocks.0.attn", "single_blocks.1.attn"]
 def test_config_validation_and_json():
     with pytest.raises(ConfigError, match="vital layers"):
         MusicKVConfig()
-    with pytest.raises(UnknownNameError, match="ramp"):
-        MusicKVConfig(layers=LAYERS, curve="rampp")
+    with pytest.raises(ConfigError, match="curve='rampp'"):
+        MusicKVConfig(layers=LAYERS, schedule=ScheduleSpec(curve="rampp"))
     with pytest.raises(ConfigError, match="custom curve needs 25 weights"):
-        MusicKVConfig(layers=LAYERS, curve="custom", weights=[0.5])
-    cfg = MusicKVConfig(layers=LAYERS, curve="window", start=2, end=5, steps=8)
+        MusicKVConfig(layers=LAYERS, schedule=ScheduleSpec(curve="custom", weights=[0.5]))
+    cfg = MusicKVConfig(layers=LAYERS, schedule=ScheduleSpec(curve="window", start=2, end=5), steps=8)
     assert MusicKVConfig.from_json(cfg.to_json()) == cfg
-    assert cfg.schedule().curve_values() == [0, 0, 1, 1, 1, 0, 0, 0]
-    # the reference code's ramp: source weight 0 at the first step, rising towards 1
-    ramp = MusicKVConfig(layers=LAYERS, steps=4).schedule().curve_values()
-    assert ramp == [0.0, 0.25, 0.5, 0.75]
+    assert cfg.injection().curve_values() == [0, 0, 1, 1, 1, 0, 0, 0]
+    # the reference code's ramp on audio tokens: source weight 0 at the first step, rising towards 1
+    ramp = MusicKVConfig(layers=LAYERS, steps=4).injection()
+    assert ramp.curve_values() == [0.0, 0.25, 0.5, 0.75] and ramp.tokens == "audio" and ramp.kind == "kv"
+    with pytest.raises(ConfigError, match="did you mean 'layers'"):
+        MusicKVConfig.from_dict({"layer": LAYERS})
 
 
 def test_unknown_layer_is_named(tiny_flux):
@@ -51,7 +55,7 @@ def test_unknown_layer_is_named(tiny_flux):
 
 def test_same_prompt_injection_reproduces_the_source(tiny_flux, tiny_clap):
     """Generated path: injecting a run's own K/V at the same times is the identity, whatever the schedule."""
-    cfg = MusicKVConfig(layers=LAYERS, curve="constant", tokens="all", steps=4, solver="euler")
+    cfg = MusicKVConfig(layers=LAYERS, schedule=ScheduleSpec(curve="constant", tokens="all"), steps=4, solver="euler")
     ed = MusicKV(tiny_flux, cfg, clap=tiny_clap)
     res = ed.edit_generated("a calm piano piece", "a calm piano piece", seed=5)
     assert np.allclose(res.edited, res.source, atol=1e-5)
@@ -59,18 +63,23 @@ def test_same_prompt_injection_reproduces_the_source(tiny_flux, tiny_clap):
 
 
 def test_zero_weight_equals_plain_generation_and_weight_moves_towards_source(tiny_flux, tiny_clap):
-    base = MusicKVConfig(layers=LAYERS, curve="constant", strength=0.0, tokens="all", steps=4, solver="euler")
+    spec = ScheduleSpec(curve="constant", strength=0.0, tokens="all")
+    base = MusicKVConfig(layers=LAYERS, schedule=spec, steps=4, solver="euler")
     ed = MusicKV(tiny_flux, base, clap=tiny_clap)
     off = ed.edit_generated("piano", "trumpet", seed=2)
-    plain = tiny_flux.decode(tiny_flux.generate_latent("trumpet", steps=4, guidance=4.0, seed=2))
+    plain = tiny_flux.decode(generate_latent(tiny_flux, "trumpet", steps=4, guidance=4.0, seed=2))
     assert np.allclose(off.edited, plain, atol=1e-5)
 
     def latent_dist(strength):
-        from musicprobe.editors.flow_injection import denoise, generate_and_record
+        from dataclasses import replace
 
-        src, src_lat = generate_and_record(tiny_flux, ed.probe, tiny_flux.noise(2), "piano", LAYERS, steps=4)
-        sched = base.replace(strength=strength).schedule()
-        path, _ = denoise(tiny_flux, ed.probe, src, "trumpet", schedule=sched, guidance=4.0)
+        from musicprobe.editors import denoise_injecting, generate_and_record
+        from musicprobe.inversion import Sampler
+
+        sampler = Sampler(tiny_flux, "euler", 4, 4.0)
+        src, src_lat = generate_and_record(sampler, ed.probe, tiny_flux.noise(2), "piano", LAYERS)
+        sched = base.replace(schedule=replace(spec, strength=strength)).injection()
+        path, _ = denoise_injecting(tiny_flux, ed.probe, src, "trumpet", schedule=sched, guidance=4.0)
         return float((path.final - src_lat).pow(2).mean())
 
     assert latent_dist(1.0) < latent_dist(0.5) < latent_dist(0.0)
@@ -78,9 +87,9 @@ def test_zero_weight_equals_plain_generation_and_weight_moves_towards_source(tin
 
 def test_real_audio_path_runs_with_a_ramp(tiny_flux, tiny_clap, pop_clip):
     cfg = MusicKVConfig(layers=LAYERS, steps=3, capture=["single_blocks.1.attn.hook_pattern"])
-    res = MusicKV(tiny_flux, cfg, clap=tiny_clap).edit(pop_clip.audio[: CODEC.n_samples], "piano", "flute")
+    res = MusicKV(tiny_flux, cfg, clap=tiny_clap).edit(pop_clip.audio[: CODEC.n_samples], "piano", "flute", sr=16000)
     assert res.edited.shape == (CODEC.n_samples,) and "single_blocks.1.attn.hook_pattern" in res.attention
-    assert res.config["curve"] == "ramp"
+    assert res.config["schedule"]["curve"] == "ramp"
 
 
 def test_attention_statistics_known_answers():
@@ -99,7 +108,7 @@ def test_attention_statistics_known_answers():
 
 
 def test_probe_layers_scores_and_selection(tiny_flux, tiny_clap, tmp_path):
-    scores = probe_layers(tiny_flux, tiny_clap, prompts=["piano", "organ"], seeds=[0], steps=3, n_iter=2)
+    scores = probe_layers(tiny_flux, tiny_clap, prompts=["piano", "organ"], seeds=[0], steps=3)
     assert scores.points == ["double_blocks.0.attn", "single_blocks.0.attn", "single_blocks.1.attn"]
     assert all(v.shape == (3, 2) for v in scores.changes.values())
     assert (scores.changes["mel"] > 0).all()  # removing any attention layer changes a random model's output
@@ -113,10 +122,10 @@ def test_probe_layers_scores_and_selection(tiny_flux, tiny_clap, tmp_path):
 
 def test_patch_layers_same_prompt_carries_nothing(tiny_flux, tiny_clap, tmp_path):
     """Injecting a source generated under the target prompt itself changes nothing: every view is exactly 0."""
-    same = patch_layers(tiny_flux, tiny_clap, pairs=[("piano", "piano")], steps=3, window=2, n_iter=2)
+    same = patch_layers(tiny_flux, tiny_clap, pairs=[("piano", "piano")], steps=3, window=2)
     assert same.method == "patching" and same.cost_views == ["edit_cost"]
     assert all(np.allclose(v, 0.0, atol=1e-6) for v in same.changes.values())
-    moved = patch_layers(tiny_flux, tiny_clap, pairs=[("piano", "organ")], steps=3, n_iter=2)
+    moved = patch_layers(tiny_flux, tiny_clap, pairs=[("piano", "organ")], steps=3)
     assert all(v.shape == (3, 1) and np.isfinite(v).all() for v in moved.changes.values())
     back = LayerScores.load(moved.save(tmp_path / "p.json"))
     assert back.method == "patching" and np.allclose(back.score, moved.score)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from musicprobe.bench.musickv import model_key, musickv_comparison, shipped_scores_path
-from musicprobe.probing import LayerScores
+from musicprobe.bench.musickv import musickv_comparison
+from musicprobe.probing import LayerScores, model_key, shipped_scores_path
 from musicprobe.zoo import load
 
 

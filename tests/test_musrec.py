@@ -10,9 +10,9 @@ from conftest import TINY_CODEC_KW, make_tiny_clap, make_tiny_flux
 from musicprobe.editors import EditResult, MusRec, MusRecConfig
 from musicprobe.errors import ConfigError, UnknownNameError
 from musicprobe.inversion import reconstruct
-from musicprobe.zoo.codec import CodecConfig
-from musicprobe.zoo.miniclap import MiniClap
-from musicprobe.zoo.miniflux import MiniFlux
+from musicprobe.models.codec import CodecConfig
+from musicprobe.models.miniclap import MiniClap
+from musicprobe.models.miniflux import MiniFlux
 
 CODEC = CodecConfig(**TINY_CODEC_KW)
 
@@ -60,9 +60,9 @@ def test_no_injection_equals_plain_rf_inversion(tiny_flux, tiny_clap, audio):
     """With injection off, source = target prompt and no CFG, MusRec is exactly RF-Solver reconstruction."""
     cfg = MusRecConfig(inject="none", steps=6, target_guidance=1.0)
     ed = MusRec(tiny_flux, cfg, clap=tiny_clap)
-    src = ed.invert(audio, "piano")
-    path_latent = ed.denoise(src, audio, "piano")
-    trace = reconstruct(tiny_flux, audio, "piano", solver="rf-solver", steps=6, audio_metrics=False)
+    src = ed.record_source(audio, "piano", sr=16000)
+    path_latent = ed.edit_from(src, "piano")
+    trace = reconstruct(tiny_flux, audio, "piano", sr=16000, solver="rf-solver", steps=6, audio_metrics=False)
     assert torch.equal(src.noise, trace.inverted_noise)
     assert np.allclose(path_latent.edited, tiny_flux.decode(trace.reconstruction), atol=1e-6)
 
@@ -70,10 +70,11 @@ def test_no_injection_equals_plain_rf_inversion(tiny_flux, tiny_clap, audio):
 def test_injection_changes_the_edit_and_removes_its_hooks(tiny_flux, tiny_clap, audio):
     base = MusRecConfig(steps=5, inject_steps=5, blocks="all")
     ed = MusRec(tiny_flux, base, clap=tiny_clap)
-    src = ed.invert(audio, "a calm piano piece")
+    src = ed.record_source(audio, "a calm piano piece", sr=16000)
     assert len(src.store) == 2 * 5 * 2  # 2 blocks x 5 steps x 2 RF-Solver calls
     outs = {
-        k: ed.denoise(src, audio, "a dark organ piece", base.replace(inject=k)).edited for k in ("none", "k", "v", "kv")
+        k: ed.edit_from(src, "a dark organ piece", config=base.replace(inject=k)).edited
+        for k in ("none", "k", "v", "kv")
     }
     for a, b in (("none", "k"), ("none", "v"), ("k", "v"), ("v", "kv")):
         assert not np.allclose(outs[a], outs[b]), (a, b)
@@ -85,13 +86,13 @@ def test_full_kv_injection_at_all_tokens_reproduces_the_source(tiny_flux, tiny_c
     still see the target prompt, so the edit moves much closer to the source than without injection."""
     cfg = MusRecConfig(steps=6, inject_steps=6, blocks="all", alignment="same_time", target_guidance=1.0)
     ed = MusRec(tiny_flux, cfg, clap=tiny_clap)
-    src = ed.invert(audio, "piano", record_steps=6)
-    x0 = tiny_flux.encode(audio)
+    src = ed.record_source(audio, "piano", sr=16000, record_steps=6)
+    x0 = tiny_flux.encode(audio, 16000)
 
     def err(c):
-        from musicprobe.editors import denoise
+        from musicprobe.editors import denoise_injecting
 
-        path, _ = denoise(tiny_flux, ed.probe, src, "trumpet", schedule=c.schedule(src.layers), guidance=1.0)
+        path, _ = denoise_injecting(tiny_flux, ed.probe, src, "trumpet", schedule=c.schedule(src.layers), guidance=1.0)
         return float((path.final - x0).pow(2).mean())
 
     assert err(cfg) < err(cfg.replace(inject="none"))
@@ -99,7 +100,7 @@ def test_full_kv_injection_at_all_tokens_reproduces_the_source(tiny_flux, tiny_c
 
 def test_errors_inside_an_edit_leave_no_hooks(tiny_flux, tiny_clap, audio):
     ed = MusRec(tiny_flux, MusRecConfig(steps=3, inject_steps=2), clap=tiny_clap)
-    src = ed.invert(audio, "piano")
+    src = ed.record_source(audio, "piano", sr=16000)
 
     def boom(*a, **k):
         raise RuntimeError("boom")
@@ -108,7 +109,7 @@ def test_errors_inside_an_edit_leave_no_hooks(tiny_flux, tiny_clap, audio):
     tiny_flux.decode = boom
     try:
         with pytest.raises(RuntimeError):
-            ed.denoise(src, audio, "flute")
+            ed.edit_from(src, "flute")
     finally:
         tiny_flux.decode = orig
     assert ed.probe.active_hooks() == []
@@ -116,7 +117,7 @@ def test_errors_inside_an_edit_leave_no_hooks(tiny_flux, tiny_clap, audio):
 
 def test_edit_result_saves_loads_and_plots(tiny_flux, tiny_clap, audio, tmp_path):
     cfg = MusRecConfig(steps=3, inject_steps=2, capture=["single_blocks.1.attn.hook_pattern"])
-    res = MusRec(tiny_flux, cfg, clap=tiny_clap).edit(audio, "piano", "flute", reference=audio)
+    res = MusRec(tiny_flux, cfg, clap=tiny_clap).edit(audio, "piano", "flute", sr=16000, reference=audio)
     assert {"chroma", "cqt1_pcc", "clap_target", "clap_source", "chroma_ref"} <= set(res.metrics)
     att = res.attention["single_blocks.1.attn.hook_pattern"]
     n = CODEC.n_tokens + tiny_flux.config.max_text_tokens

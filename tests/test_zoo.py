@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from musicprobe.errors import AudioError, ConfigError, UnknownNameError
+from musicprobe.inversion import generate_latent
+from musicprobe.models.codec import CodecConfig, MelCodec
 from musicprobe.zoo import WEIGHTS, available, load
-from musicprobe.zoo.codec import CodecConfig, MelCodec
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, build_corpus, clip_seed
 
 
@@ -40,7 +41,7 @@ def test_weights_ship_with_provenance():
 
 
 def test_resumed_training_records_its_schedule_segments():
-    from musicprobe.zoo.train import _extend_segments
+    from musicprobe.zoo.trainer import extend_segments as _extend_segments
 
     first = _extend_segments([], 0, 3500)
     assert first == [{"from_step": 0, "to_step": 3500, "schedule_steps": 3500}]
@@ -60,7 +61,7 @@ def test_mini_flux_is_a_stock_diffusers_flux(mf):
 
 
 def test_codec_shapes_and_round_trip(mf, pop_clip):
-    x = mf.encode(pop_clip.audio)
+    x = mf.encode(pop_clip.audio, pop_clip.sr)
     c = mf.config.codec
     assert x.shape == (1, c.n_tokens, c.n_mels * c.frames_per_token)
     assert torch.allclose(mf.codec.mel_to_tokens(mf.codec.tokens_to_mel(x)), x)
@@ -85,9 +86,9 @@ def test_codec_config_validation():
 
 
 def test_generation_is_deterministic_per_seed(mf):
-    a = mf.generate_latent("a calm classical piece with violin playing the melody", steps=4, seed=3)
-    b = mf.generate_latent("a calm classical piece with violin playing the melody", steps=4, seed=3)
-    c = mf.generate_latent("a calm classical piece with violin playing the melody", steps=4, seed=4)
+    a = generate_latent(mf, "a calm classical piece with violin playing the melody", steps=4, seed=3)
+    b = generate_latent(mf, "a calm classical piece with violin playing the melody", steps=4, seed=3)
+    c = generate_latent(mf, "a calm classical piece with violin playing the melody", steps=4, seed=4)
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
@@ -110,14 +111,57 @@ def test_mini_clap_names_instruments_of_the_bundled_clips(clap):
 
 def test_cheap_adherence(mf, clap):
     """Four prompts with different instruments and genres; mini-CLAP must recognise most of what was asked."""
+    from musicprobe.inversion import generate_latents
     from musicprobe.metrics.clap import zero_shot
-    from musicprobe.zoo.evaluate import generate_batch
 
     asks = [("flute", "classical"), ("trumpet", "jazz"), ("organ", "reggae"), ("synth lead", "electronic")]
     prompts = [f"a happy {g} piece with {i} playing the melody" for i, g in asks]
-    lat = generate_batch(mf, prompts, seeds=[0, 1, 2, 3], steps=12)
-    audio = [mf.decode(x[None], n_iter=16) for x in lat]
+    lat = generate_latents(mf, prompts, seeds=[0, 1, 2, 3], steps=12)
+    audio = [mf.decode(x[None]) for x in lat]
     leads = zero_shot(clap, audio, mf.sr, "lead")
     genres = zero_shot(clap, audio, mf.sr, "genre")
     assert sum(p == a[0] for p, a in zip(leads, asks)) >= 3, leads
     assert sum(p == a[1] for p, a in zip(genres, asks)) >= 2, genres
+
+
+def test_the_zoo_models_satisfy_their_protocols(mf):
+    from musicprobe.models.protocols import EpsModel, FlowModel, TokenModel, family_of, hooked_module
+
+    assert isinstance(mf, FlowModel) and not isinstance(mf, EpsModel) and not isinstance(mf, TokenModel)
+    assert family_of(mf) == "flow" and hooked_module(mf) is mf.transformer
+    with pytest.raises(ConfigError, match="none of the model protocols"):
+        family_of(object())
+
+
+def test_the_training_loop_resumes_to_exactly_the_uninterrupted_run(tmp_path):
+    from musicprobe.zoo.trainer import LoopConfig, train_loop
+
+    data = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    target = data @ torch.randn(4, 1, generator=torch.Generator().manual_seed(1))
+    cfg = LoopConfig(steps=6, lr=1e-2, warmup=2, checkpoint_every=3, log_every=3, ema_decay=0.9)
+
+    def run(folder, crash_at=None):
+        torch.manual_seed(0)
+        module = torch.nn.Linear(4, 1)
+
+        def loss_at(step, g):
+            if step == crash_at:
+                raise KeyboardInterrupt  # the run is stopped after its step-3 checkpoint
+            idx = torch.randint(64, (8,), generator=g)
+            return torch.nn.functional.mse_loss(module(data[idx]), target[idx])
+
+        exported = {}
+        train_loop(folder, module, loss_at, cfg, lambda ema, step, seg: exported.update(step=step, seg=seg),
+                   log=lambda _m: None)
+        return exported
+
+    run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", crash_at=4)
+    last = run(tmp_path / "b")
+    assert last["step"] == 6 and last["seg"] == [{"from_step": 0, "to_step": 6, "schedule_steps": 6}]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    for key in ("model", "ema"):
+        assert all(torch.equal(a[key][n], b[key][n]) for n in a[key]), key
+    assert (tmp_path / "b" / "loss.jsonl").read_text().count("\n") == 2

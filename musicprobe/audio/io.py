@@ -91,6 +91,17 @@ def to_mono(y: np.ndarray) -> np.ndarray:
     return y.mean(axis=0)
 
 
+def mono_mix(y: np.ndarray, sr: int, *, name: str = "audio") -> np.ndarray:
+    """Validated mono float32 audio: stereo is averaged, and a mix that cancels (L = -R) is a clear error."""
+    y = validate_audio(y, sr, name=name)
+    if y.ndim == 1:
+        return y
+    mix = to_mono(y)
+    if float(np.max(np.abs(mix))) < SILENCE_PEAK:
+        raise AudioError(f"{name}: the channels cancel in the mono mix (e.g. left = -right); pass one channel")
+    return mix
+
+
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Polyphase resampling (scipy) along the last axis; exact no-op when the rates are equal."""
     orig_sr, target_sr = _check_rate(orig_sr, "source rate"), _check_rate(target_sr, "target rate")

@@ -20,66 +20,14 @@ straight line between them (more fidelity than its editability cost predicts) sc
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from musicprobe.bench.musrec import heldout_pairs
-from musicprobe.errors import ConfigError
+from musicprobe.probing.vital import METHODS, vital_layers
 
 KEYS = ("chroma", "cqt1_pcc", "clap_target", "chroma_ref", "cqt1_pcc_ref")
-METHODS = ("bypass", "patching")
-
-
-def model_key(model) -> str:
-    """A short hash of a flow model's config and provenance (identifies the weights the scores belong to)."""
-    ident = json.dumps({"config": model.config.to_dict(), **model.meta}, sort_keys=True, default=str)
-    return hashlib.sha256(ident.encode()).hexdigest()[:12]
-
-
-def scores_cache_path(model, method: str) -> Path:
-    """Where the probing scores of ``model`` are cached in the user cache."""
-    from musicprobe.cache import cache_dir
-
-    return cache_dir() / f"probing_{method}_{model_key(model)}.json"
-
-
-def shipped_scores_path(method: str) -> Path:
-    """Probing scores shipped beside the mini-flux weights (``musicprobe probe-layers`` output, seeds 0 and 1)."""
-    from musicprobe.zoo import weights_dir
-
-    return weights_dir("mini-flux") / f"probing_{method}.json"
-
-
-def vital_layers(model, clap, k: int, method: str = "bypass", cache: bool = True):
-    """Top-``k`` attention layers of mini-flux by ``method`` (``bypass`` or ``patching``), with their scores.
-
-    Scores come from the file shipped with the weights when it was computed for this very model, else from the
-    user cache, else they are computed (about 1.5 min for bypass, 4 min for patching on 2 CPU cores).
-    """
-    from musicprobe.probing import LayerScores, patch_layers, probe_layers
-
-    if method not in METHODS:
-        raise ConfigError(f"vital_layers: method must be one of {METHODS}, got {method!r}")
-    key = model_key(model)
-    for path in (shipped_scores_path(method), scores_cache_path(model, method)):
-        if cache and path.exists():
-            scores = LayerScores.load(path)
-            if scores.settings.get("model_key") == key:
-                return scores.top_k(k), scores
-    if method == "bypass":
-        scores = probe_layers(model, clap, seeds=(0, 1), progress=True)
-    else:
-        scores = patch_layers(model, clap, seeds=(0, 1), progress=True)
-    scores.settings["model_key"] = key
-    if cache:
-        path = scores_cache_path(model, method)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scores.save(path)
-    return scores.top_k(k), scores
 
 
 def fidelity(row: dict) -> float:
@@ -112,31 +60,32 @@ def musickv_comparison(
     progress: bool = True,
 ) -> dict:
     """Vital (per method) vs random vs all vs no layers, MusicKV's reference ramp and source branch by default."""
+    from dataclasses import replace
+
     from tqdm.auto import tqdm
 
-    from musicprobe.editors import MusicKV, MusicKVConfig, denoise
-    from musicprobe.hooks import Probe
+    from musicprobe.editors import MusicKV, MusicKVConfig
+    from musicprobe.hooks import Probe, ScheduleSpec
     from musicprobe.probing import probe_points
     from musicprobe.zoo import load
 
     mf, clap = load("mini-flux"), load("mini-clap")
     found = {m: vital_layers(mf, clap, k, m) for m in methods}
-    every = probe_points(Probe(mf.transformer), "attention")
-    cfg = MusicKVConfig(layers=every, steps=steps, curve=curve, end=end, tokens=tokens, source_branch=source_branch)
+    every = probe_points(Probe.for_model(mf), "attention")
+    spec = ScheduleSpec(kind="kv", tokens=tokens, curve=curve, end=end)
+    cfg = MusicKVConfig(layers=every, steps=steps, schedule=spec, source_branch=source_branch)
     editor = MusicKV(mf, cfg, clap=clap)
     rng = np.random.default_rng(0)
     per: dict[str, list[dict]] = defaultdict(list)
     for pair in tqdm(heldout_pairs(n_pairs), desc="musickv pairs", disable=not progress):
-        src = editor.record_source(pair.source.audio, pair.source_prompt, every)
+        src = editor.record_source(pair.source.audio, pair.source_prompt, sr=pair.source.sr)
         sets = {f"vital_{m}": layers for m, (layers, _) in found.items()} | {"all": every, "none": []}
         for r in range(n_random):
             sets[f"random{r}"] = sorted(rng.choice(every, size=k, replace=False).tolist())
         for name, layers in sets.items():
-            sched = cfg.replace(layers=layers).schedule() if layers else None
-            path, _ = denoise(mf, editor.probe, src, pair.target_prompt, schedule=sched, guidance=cfg.target_guidance)
-            res = editor.score(
-                pair.source.audio, path.final, pair.source_prompt, pair.target_prompt, reference=pair.target.audio
-            )
+            # "none" keeps every layer hooked at zero source weight: the plain edit from the same noise
+            c = cfg.replace(layers=layers) if layers else cfg.replace(schedule=replace(spec, strength=0.0))
+            res = editor.edit_from(src, pair.target_prompt, config=c, reference=pair.target.audio)
             per["random" if name.startswith("random") else name].append(res.metrics)
     table = {v: {key: float(np.mean([m[key] for m in rows])) for key in KEYS} for v, rows in per.items()}
     none, every_row = dict(table["none"]), dict(table["all"])

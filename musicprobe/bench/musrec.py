@@ -58,11 +58,12 @@ def musrec_sweep(
     for pair in tqdm(pairs, desc="musrec pairs", disable=not progress):
         src_audio, tgt_audio = pair.source.audio, pair.target.audio
         t0 = time.perf_counter()
-        inv = editor.invert(src_audio, pair.source_prompt, record_steps=max(inject_steps) or None)
+        record = max(inject_steps) or None
+        inv = editor.record_source(src_audio, pair.source_prompt, sr=pair.source.sr, record_steps=record)
         inv_secs = time.perf_counter() - t0
         for kind, s in variants:
             cfg = base.replace(inject=kind, inject_steps=s)
-            res = editor.denoise(inv, src_audio, pair.target_prompt, cfg, reference=tgt_audio)
+            res = editor.edit_from(inv, pair.target_prompt, config=cfg, reference=tgt_audio)
             per[f"{kind}@{s}"].append(res.metrics)
             if kind == "kv" and s == base.inject_steps:
                 secs.append(inv_secs + res.seconds)

@@ -48,38 +48,52 @@ def _median_time(fn, repeats: int) -> float:
     return times[len(times) // 2]
 
 
-def bench_hooks(repeats: int = 30, steps: int = 10) -> dict:
-    """Per tiny model: time of (idle hooks on every attention layer) / stock, (pattern capture on two layers) /
-    stock, and the bytes a capture of every attention pattern holds with and without reduction over ``steps``."""
+def _hook_targets(with_mini_flux: bool):
+    """(name, probe, call(t)) per benchmarked model: the tiny models of every family, then the trained mini-flux."""
     import torch
 
     from musicprobe.hooks import Probe
     from musicprobe.models import TINY_MODELS, tiny_model
 
-    torch.set_num_threads(1)
-    results = {}
     for name in TINY_MODELS:
         tm = tiny_model(name)
-        probe = Probe(tm.model)
         x = tm.make_inputs("A")
-        tm(**x)  # warm-up
-        stock = _median_time(lambda: tm(**x), repeats)  # noqa: B023
-        attn = probe.points(kind="attention")
-        idle_names = [f"{p}.hook_pattern" for p in attn]
+
+        def call(t: float, tm=tm, x=x):
+            xi = dict(x)
+            if "timestep" in xi:
+                xi["timestep"] = torch.full_like(torch.as_tensor(xi["timestep"], dtype=torch.float32), t)
+            return tm(**xi)
+
+        yield name, Probe(tm.model), call
+    if with_mini_flux:
+        from musicprobe.zoo import load
+
+        mf = load("mini-flux")
+        noise, prompt = mf.noise(0), mf.encode_prompt("a happy pop piece with piano playing the melody")
+        yield "mini-flux", Probe.for_model(mf), lambda t: mf.velocity(noise, t, prompt, 4.0)
+
+
+def bench_hooks(repeats: int = 30, steps: int = 10, quick: bool = False) -> dict:
+    """Per model: time of (idle hooks on every attention layer) / stock, (pattern capture on two layers) / stock,
+    and the bytes a capture of every attention pattern holds with and without reduction over ``steps``."""
+    import torch
+
+    torch.set_num_threads(1)
+    results = {}
+    for name, probe, call in _hook_targets(with_mini_flux=not quick):
+        call(1.0)  # warm-up
+        stock = _median_time(lambda: call(1.0), repeats)  # noqa: B023
+        idle_names = [f"{p}.hook_pattern" for p in probe.points(kind="attention")]
         with probe.capture(idle_names, steps=[10**9]):  # installed everywhere, never fires
-            idle = _median_time(lambda: tm(**x), repeats)  # noqa: B023
+            idle = _median_time(lambda: call(1.0), repeats)  # noqa: B023
         with probe.capture(idle_names[:2]):
-            cap = _median_time(lambda: tm(**x), repeats)  # noqa: B023
+            cap = _median_time(lambda: call(1.0), repeats)  # noqa: B023
         sizes = {}
         for label, kw in (("raw", {"heads": "all"}), ("reduced", {"heads": "mean", "reduce_steps": True})):
             with probe.capture(idle_names, **kw) as cache:
                 for i in range(steps):
-                    xi = dict(x)
-                    if "timestep" in xi:
-                        xi["timestep"] = torch.full_like(
-                            torch.as_tensor(xi["timestep"], dtype=torch.float32), 1.0 - i / steps
-                        )
-                    tm(**xi)
+                    call(1.0 - i / steps)
             sizes[label] = cache.nbytes
         results[name] = {
             "stock_ms": round(stock * 1e3, 3),
@@ -97,12 +111,12 @@ def bench_hooks(repeats: int = 30, steps: int = 10) -> dict:
 
 
 def bench_zoo(n: int = 128, quick: bool = False) -> dict:
-    """Quality bars of the zoo models (see :mod:`musicprobe.zoo.evaluate`).
+    """Quality bars of the zoo models (see :mod:`musicprobe.bench.zoo`).
 
     Adherence is judged on ``n`` generated clips (the bar asks for at least 64; 128 halves the sampling error,
     about +-0.03 at 0.85).
     """
-    from musicprobe.zoo.evaluate import zoo_report
+    from musicprobe.bench.zoo import zoo_report
 
     return zoo_report(
         n_gen=16 if quick else n, n_heldout=64 if quick else 256, n_inversion=2 if quick else 8, quick=quick
@@ -111,8 +125,8 @@ def bench_zoo(n: int = 128, quick: bool = False) -> dict:
 
 def bench_inversion(n: int = 4, quick: bool = False) -> dict:
     """Reconstruction error of Euler vs RF-Solver at equal model evaluations, on ``n`` held-out clips."""
+    from musicprobe.bench.zoo import inversion_quality
     from musicprobe.zoo import load
-    from musicprobe.zoo.evaluate import inversion_quality
     from musicprobe.zoo.recipes import heldout
 
     mf = load("mini-flux")
@@ -135,6 +149,13 @@ def bench_musickv(n: int = 16, quick: bool = False) -> dict:
     return musickv_comparison(n_pairs=3 if quick else n, steps=12 if quick else 25)
 
 
+def bench_vocoder(n: int = 64, quick: bool = False) -> dict:
+    """Round trip audio -> log-mel -> audio with Griffin-Lim and the mini-vocoder (see musicprobe.bench.vocoder)."""
+    from musicprobe.bench.vocoder import vocoder_report
+
+    return vocoder_report(n_heldout=8 if quick else n)
+
+
 BENCHES = {
     "synth": bench_synth,
     "metrics": bench_metrics,
@@ -143,6 +164,7 @@ BENCHES = {
     "inversion": bench_inversion,
     "musrec": bench_musrec,
     "musickv": bench_musickv,
+    "vocoder": bench_vocoder,
 }
 
 

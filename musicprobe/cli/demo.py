@@ -45,17 +45,17 @@ def run_demo(out: str | Path = "demo_output", *, fast: bool = False, pair_index:
     att_name = f"{block}.hook_pattern"
 
     bar, tick = _bar(steps, "MusRec inversion (RF-Solver)")
-    inverted = editor.invert(source, pair.source_prompt, progress=tick)
+    inverted = editor.record_source(source, pair.source_prompt, sr=pair.source.sr, progress=tick)
     bar.close()
     results = {}
     for kind in tqdm(VARIANTS, desc="MusRec variants", unit="edit"):
         cfg = base.replace(inject=kind, capture=[att_name] if kind == "kv" else [])
-        results[kind] = editor.denoise(inverted, source, pair.target_prompt, cfg, reference=target)
+        results[kind] = editor.edit_from(inverted, pair.target_prompt, config=cfg, reference=target)
     ideal = edit_metrics(source, target, mf.sr, pair.target_prompt, pair.source_prompt, target, clap)
 
     traces = {}
     for solver, n_steps in tqdm((("rf-solver", steps), ("euler", 2 * steps)), desc="inversion error", unit="solver"):
-        traces[solver] = reconstruct(mf, source, pair.source_prompt, solver=solver, steps=n_steps)
+        traces[solver] = reconstruct(mf, source, pair.source_prompt, sr=pair.source.sr, solver=solver, steps=n_steps)
 
     rows = {"true target (ideal edit)": {k: ideal[k] for k in TABLE_KEYS if k in ideal}}
     rows.update({results[k].label: {m: results[k].metrics[m] for m in TABLE_KEYS} for k in VARIANTS})

@@ -101,6 +101,12 @@ def _cmd_zoo(a: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser; every editor option's default is read from its config dataclass (one set of defaults)."""
+    from musicprobe.editors import MusicKVConfig, MusRecConfig, musickv_schedule
+    from musicprobe.zoo.recipes import RECIPES
+
+    MR, MK = MusRecConfig(), musickv_schedule()
+    MKC = MusicKVConfig(layers=["-"])
     p = argparse.ArgumentParser(prog="musicprobe", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -140,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("invert", help="invert audio with a flow model and regenerate it; report the errors")
     inv.add_argument("audio")
     inv.add_argument("--prompt", default="", help="the prompt to invert under (the source caption)")
-    inv.add_argument("--solver", default="rf-solver", choices=["euler", "rf-solver", "ddim"])
+    inv.add_argument("--solver", default="rf-solver", choices=["euler", "rf-solver", "ddim"],
+                     help="euler / rf-solver for flow models (mini-flux); ddim for epsilon models")
     inv.add_argument("--steps", type=int, default=25)
     inv.add_argument("--guidance", type=float, default=1.0)
     inv.add_argument("--model", default="mini-flux", help="zoo name or a mini-flux weights folder")
@@ -154,17 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("audio")
     mr.add_argument("--source-prompt", required=True)
     mr.add_argument("--target-prompt", required=True)
-    mr.add_argument("--inject", default="kv", choices=["none", "k", "v", "kv"])
-    mr.add_argument("--inject-steps", type=int, default=5)
+    mr.add_argument("--inject", default=MR.inject, choices=["none", "k", "v", "kv"])
+    mr.add_argument("--inject-steps", type=int, default=MR.inject_steps)
     mr.add_argument(
-        "--blocks", default="latter_half", help="'latter_half', 'all', or comma-separated single-block indices / names"
+        "--blocks", default=MR.blocks, help="'latter_half', 'all', or comma-separated single-block indices / names"
     )
-    mr.add_argument("--tokens", default="all", choices=["all", "audio"])
+    mr.add_argument("--tokens", default=MR.tokens, choices=["all", "audio"])
     mr.add_argument("--no-uncond-injection", action="store_true", help="keep source features out of the uncond branch")
-    mr.add_argument("--steps", type=int, default=25)
-    mr.add_argument("--source-guidance", type=float, default=1.0)
-    mr.add_argument("--target-guidance", type=float, default=4.0)
-    mr.add_argument("--alignment", default="reference", choices=["reference", "same_time"])
+    mr.add_argument("--steps", type=int, default=MR.steps)
+    mr.add_argument("--source-guidance", type=float, default=MR.source_guidance)
+    mr.add_argument("--target-guidance", type=float, default=MR.target_guidance)
+    mr.add_argument("--alignment", default=MR.alignment, choices=["reference", "same_time"])
     mr.add_argument("--reference-audio", help="the true target, if known (adds similarity-to-target metrics)")
     mr.add_argument("--model", default="mini-flux")
     mr.add_argument("--out", required=True, help="output wav")
@@ -177,15 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--source-prompt", required=True)
     mk.add_argument("--target-prompt", required=True)
     mk.add_argument("--layers", default="", help="comma-separated attention points; default: top-k of probing")
-    mk.add_argument("--k", type=int, default=2, help="number of vital layers when --layers is not given")
+    mk.add_argument("--k", type=int, default=3, help="number of vital layers when --layers is not given")
+    mk.add_argument("--probe", default="bypass", choices=["bypass", "patching"], help="probing method for the top-k")
     mk.add_argument("--scores", help="a probe-layers JSON to pick the vital layers from")
-    mk.add_argument("--curve", default="ramp", choices=["constant", "window", "ramp", "ramp_down", "cosine"])
-    mk.add_argument("--strength", type=float, default=1.0)
-    mk.add_argument("--start", type=int, default=0)
-    mk.add_argument("--end", type=int, default=None)
-    mk.add_argument("--inject", default="kv", choices=["k", "v", "kv"])
-    mk.add_argument("--tokens", default="audio", choices=["all", "audio"])
-    mk.add_argument("--steps", type=int, default=25)
+    mk.add_argument("--curve", default=MK.curve, choices=["constant", "window", "ramp", "ramp_down", "cosine"])
+    mk.add_argument("--strength", type=float, default=MK.strength)
+    mk.add_argument("--start", type=int, default=MK.start)
+    mk.add_argument("--end", type=int, default=MK.end)
+    mk.add_argument("--inject", default=MK.kind, choices=["k", "v", "kv"])
+    mk.add_argument("--tokens", default=MK.tokens, choices=["all", "audio"])
+    mk.add_argument("--steps", type=int, default=MKC.steps)
+    mk.add_argument("--source-branch", default=MKC.source_branch, choices=["regenerate", "inversion"])
     mk.add_argument("--generate", action="store_true", help="generated-audio path: source generated from --seed")
     mk.add_argument("--seed", type=int, default=0)
     mk.add_argument("--model", default="mini-flux")
@@ -204,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--target", default="attention", choices=["attention", "blocks", "both"])
     pl.add_argument("--seeds", default="0,1")
     pl.add_argument("--steps", type=int, default=12)
+    pl.add_argument("--prompts", default="", help="bypass probe set: prompts separated by '|' (default: four)")
     pl.add_argument("--out", required=True, help="scores JSON")
     pl.add_argument("--html", help="also write the bar chart as HTML")
     pl.set_defaults(func=_cmd_probe_layers)
@@ -213,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     zl = zsub.add_parser("list", help="zoo models and whether their weights are installed")
     zl.set_defaults(func=_cmd_zoo)
     zt = zsub.add_parser("train", help="train a zoo model (resumable; CPU or GPU)")
-    zt.add_argument("name", choices=["mini-flux", "mini-clap"])
+    zt.add_argument("name", choices=list(RECIPES))
     zt.add_argument("--out", required=True, help="run folder (checkpoint, loss curve, exported weights)")
     zt.add_argument("--steps", type=int, default=0)
     zt.add_argument("--clips", type=int, default=2400)

@@ -1,29 +1,40 @@
-"""Editors built from shared parts: an inverter, the hook system's injection, and a schedule."""
+"""Editors: one module per method over shared parts (editor base, configs, sources, the sampler layer, hooks).
 
-from musicprobe.editors.flow_injection import (
-    ALIGNMENTS,
-    InvertedSource,
-    denoise,
-    generate_and_record,
-    invert_and_record,
-    time_key,
-)
-from musicprobe.editors.musickv import MusicKV, MusicKVConfig
+Where a new method goes: a module here with a config (a subclass of :class:`EditConfig`) and an editor (a subclass
+of :class:`Editor` implementing ``record_source`` and ``edit_from`` and ending in ``Editor.finish``), built from
+:mod:`musicprobe.inversion` (``Sampler``), :mod:`musicprobe.hooks` (interventions) and :mod:`.sources`.
+"""
+
+from musicprobe.editors.base import Editor, provenance, resolve_clap
+from musicprobe.editors.config import EditConfig, JsonConfig
+from musicprobe.editors.musickv import MusicKV, MusicKVConfig, musickv_schedule
 from musicprobe.editors.musrec import INJECT_KINDS, MusRec, MusRecConfig
 from musicprobe.editors.result import EditResult, edit_metrics
+from musicprobe.editors.sources import (
+    ALIGNMENTS,
+    RecordedSource,
+    denoise_injecting,
+    generate_and_record,
+    invert_and_record,
+)
 
 __all__ = [
     "ALIGNMENTS",
     "INJECT_KINDS",
+    "EditConfig",
     "EditResult",
-    "InvertedSource",
+    "Editor",
+    "JsonConfig",
     "MusRec",
+    "MusRecConfig",
     "MusicKV",
     "MusicKVConfig",
-    "MusRecConfig",
-    "denoise",
+    "RecordedSource",
+    "denoise_injecting",
     "edit_metrics",
     "generate_and_record",
     "invert_and_record",
-    "time_key",
+    "musickv_schedule",
+    "provenance",
+    "resolve_clap",
 ]

@@ -27,197 +27,140 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from musicprobe.editors.config import JsonConfig
-from musicprobe.editors.flow_injection import InvertedSource, denoise, generate_and_record, invert_and_record
-from musicprobe.editors.result import EditResult, edit_metrics
+from musicprobe.editors.base import Editor
+from musicprobe.editors.config import EditConfig
+from musicprobe.editors.result import EditResult
+from musicprobe.editors.sources import RecordedSource, denoise_injecting, generate_and_record, invert_and_record
 from musicprobe.errors import ConfigError, check_known
-from musicprobe.hooks import CURVES, InjectionSchedule, Probe
-from musicprobe.inversion import SOLVERS
+from musicprobe.hooks import InjectionSchedule, ScheduleSpec
 
 SOURCE_BRANCHES = ("regenerate", "inversion")
 
 
+def musickv_schedule() -> ScheduleSpec:
+    """MusicKV's reference schedule: K and V on audio tokens, source weight rising 0 -> 1 over the steps."""
+    return ScheduleSpec(kind="kv", tokens="audio", curve="ramp")
+
+
 @dataclass
-class MusicKVConfig(JsonConfig):
-    """MusicKV settings. ``layers``: attention point names (e.g. from ``LayerScores.top_k``)."""
+class MusicKVConfig(EditConfig):
+    """MusicKV settings. ``layers``: attention point names (e.g. from ``LayerScores.top_k``); ``schedule``: how the
+    source's K/V enter them over the steps (a :class:`~musicprobe.hooks.ScheduleSpec`). Shared fields: see
+    :class:`~musicprobe.editors.config.EditConfig`."""
 
     layers: list[str] = field(default_factory=list)
-    kind: str = "kv"
-    tokens: str = "audio"
-    curve: str = "ramp"
-    strength: float = 1.0
-    start: int = 0
-    end: int | None = None
-    weights: list[float] | None = None
-    steps: int = 25
-    solver: str = "rf-solver"
-    source_guidance: float = 1.0
-    target_guidance: float = 4.0
+    schedule: ScheduleSpec = field(default_factory=musickv_schedule)
     source_branch: str = "regenerate"
-    capture: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.layers:
             raise ConfigError("MusicKVConfig: give the vital layers (e.g. probe_layers(...).top_k(3))")
-        check_known("solver", self.solver, SOLVERS)
         check_known("source_branch", self.source_branch, SOURCE_BRANCHES)
-        check_known("curve", self.curve, CURVES)
-        self.schedule()  # validates kind/tokens/strength/start/end/weights
+        if isinstance(self.schedule, dict):
+            self.schedule = ScheduleSpec.from_dict(self.schedule)
+        self.schedule.check_steps(self.steps)
 
-    def schedule(self) -> InjectionSchedule:
-        return InjectionSchedule(
-            layers=list(self.layers),
-            kind=self.kind,
-            tokens=self.tokens,
-            curve=self.curve,
-            strength=self.strength,
-            start=self.start,
-            end=self.end,
-            n_steps=self.steps,
-            weights=self.weights,
-        )
+    def injection(self, layers: list[str] | None = None) -> InjectionSchedule:
+        """The schedule over ``layers`` (default: the config's) and the config's steps."""
+        return self.schedule.for_layers(self.layers if layers is None else layers, self.steps)
 
 
-class MusicKV:
+class MusicKV(Editor):
     """The MusicKV editor on a flow model (mini-flux)."""
 
     method = "musickv"
+    config_class = MusicKVConfig
 
-    def __init__(self, model: Any, config: MusicKVConfig, clap: Any = None):
-        self.model = model
-        self.config = config
-        self.probe = Probe(model.transformer)
-        self.clap = clap
+    def __init__(self, model, config: MusicKVConfig, clap="mini-clap"):
+        super().__init__(model, config, clap)
         for name in config.layers:
             self.probe.resolve(name)
 
-    def score(
-        self,
-        source_audio: np.ndarray,
-        edited_latent,
-        source_prompt: str,
-        target_prompt: str,
-        *,
-        config: MusicKVConfig | None = None,
-        reference: np.ndarray | None = None,
-        label: str = "",
-        seconds: float = 0.0,
-        maps: dict | None = None,
-    ) -> EditResult:
-        """Decode an edited latent and measure it against the source (and the true target, if given)."""
-        c = config or self.config
-        src_prompt, tgt_prompt, secs = source_prompt, target_prompt, seconds
-        maps = maps or {}
-        edited = self.model.decode(edited_latent)
-        src = np.asarray(source_audio, dtype=np.float32)[: len(edited)]
-        metrics = edit_metrics(src, edited, self.model.sr, tgt_prompt, src_prompt, reference, self.clap)
-        return EditResult(
-            self.method,
-            self.model.sr,
-            src,
-            edited,
-            src_prompt,
-            tgt_prompt,
-            c.to_dict(),
-            metrics,
-            maps,
-            secs,
-            label or f"{c.curve} on {len(c.layers)} layers",
-        )
-
-    def edit(
+    def record_source(
         self,
         audio: np.ndarray,
         source_prompt: str,
-        target_prompt: str,
         *,
+        sr: int,
         config: MusicKVConfig | None = None,
-        reference: np.ndarray | None = None,
-        label: str = "",
-    ) -> EditResult:
-        """Real-audio path: RF-Solver inversion, then injected denoising (``source_branch`` says how)."""
+        layers: list[str] | None = None,
+        progress=None,
+    ) -> RecordedSource:
+        """Invert ``audio`` and record the K/V of ``layers`` (default: the config's) as ``source_branch`` says."""
         c = config or self.config
-        t0 = time.perf_counter()
-        src = self.record_source(audio, source_prompt, c.layers, c)
-        return self._inject(src, audio, target_prompt, c, t0, reference, label)
-
-    def record_source(
-        self, audio: np.ndarray, source_prompt: str, layers: list[str], config: MusicKVConfig | None = None
-    ) -> InvertedSource:
-        """Invert ``audio`` and record the K/V of ``layers`` the way ``config.source_branch`` says."""
-        c = config or self.config
-        branch = c.source_branch == "inversion"
-        src = invert_and_record(
-            self.model,
-            self.probe,
-            self.model.encode(audio),
-            source_prompt,
-            layers if branch else [],
-            steps=c.steps,
-            solver=c.solver,
-            guidance=c.source_guidance,
-        )
-        if branch:
+        layers = c.layers if layers is None else layers
+        y = self.prepare(audio, sr)
+        from_inversion = c.source_branch == "inversion"
+        sampler = self.sampler(c)
+        x0 = self.model.encode(y, self.model.sr)
+        src = invert_and_record(sampler, self.probe, x0, source_prompt, layers if from_inversion else [], audio=y)
+        if from_inversion:
             return src
-        regenerated, _ = generate_and_record(
-            self.model,
-            self.probe,
-            src.noise,
-            source_prompt,
-            layers,
-            steps=c.steps,
-            solver=c.solver,
-            guidance=c.source_guidance,
-        )
+        regenerated, _ = generate_and_record(sampler, self.probe, src.noise, source_prompt, layers)
+        regenerated.audio = y
         return regenerated
 
+    def record_generated(
+        self, source_prompt: str, seed: int = 0, *, config: MusicKVConfig | None = None
+    ) -> RecordedSource:
+        """Generated-audio path: the source is generated from ``seed``'s noise under ``source_prompt``."""
+        c = config or self.config
+        sampler = self.sampler(c, guidance=c.target_guidance)
+        src, latent = generate_and_record(sampler, self.probe, self.model.noise(seed), source_prompt, c.layers)
+        src.audio = self.model.decode(latent)
+        return src
+
     def edit_generated(
-        self,
-        source_prompt: str,
-        target_prompt: str,
-        seed: int = 0,
-        *,
-        config: MusicKVConfig | None = None,
+        self, source_prompt: str, target_prompt: str, seed: int = 0, *, config: MusicKVConfig | None = None,
         label: str = "",
     ) -> EditResult:
         """Generated-audio path: source from ``seed`` under ``source_prompt``, edit from the same noise."""
         c = config or self.config
         t0 = time.perf_counter()
-        src, src_latent = generate_and_record(
-            self.model,
-            self.probe,
-            self.model.noise(seed),
-            source_prompt,
-            c.layers,
-            steps=c.steps,
-            solver=c.solver,
-            guidance=c.target_guidance,
-        )
-        return self._inject(src, self.model.decode(src_latent), target_prompt, c, t0, None, label)
+        res = self.edit_from(self.record_generated(source_prompt, seed, config=c), target_prompt, config=c,
+                             label=label)
+        res.seconds = time.perf_counter() - t0
+        res.provenance["seed"] = seed
+        return res
 
-    def _inject(self, src, source_audio, target_prompt, c, t0, reference, label) -> EditResult:
-        """The step both paths share: denoise under ``target_prompt`` injecting ``src``'s K/V, then score."""
-        path, maps = denoise(
+    def edit_from(
+        self,
+        source: RecordedSource,
+        target_prompt: str,
+        *,
+        config: MusicKVConfig | None = None,
+        reference: np.ndarray | None = None,
+        label: str = "",
+        progress=None,
+    ) -> EditResult:
+        """Denoise under ``target_prompt`` injecting ``source``'s K/V into the config's layers, then measure."""
+        c = config or self.config
+        t0 = time.perf_counter()
+        path, maps = denoise_injecting(
             self.model,
             self.probe,
-            src,
+            source,
             target_prompt,
-            schedule=c.schedule(),
+            schedule=c.injection() if c.layers else None,
             guidance=c.target_guidance,
             capture=c.capture or None,
+            progress=progress,
         )
-        return self.score(
-            source_audio,
+        return self.finish(
             path.final,
-            src.prompt,
-            target_prompt,
+            source_audio=source.audio,
+            source_prompt=source.prompt,
+            target_prompt=target_prompt,
             config=c,
             reference=reference,
             label=label,
             seconds=time.perf_counter() - t0,
-            maps=maps,
+            attention=maps,
         )
+
+    def label(self, c: MusicKVConfig) -> str:
+        return f"{c.schedule.curve} on {len(c.layers)} layers"

@@ -23,57 +23,47 @@ Choices the paper leaves open and where our defaults come from:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from musicprobe.editors.config import JsonConfig
-from musicprobe.editors.flow_injection import ALIGNMENTS, InvertedSource, denoise, invert_and_record
-from musicprobe.editors.result import EditResult, edit_metrics
+from musicprobe.editors.base import Editor
+from musicprobe.editors.config import EditConfig
+from musicprobe.editors.result import EditResult
+from musicprobe.editors.sources import ALIGNMENTS, RecordedSource, denoise_injecting, invert_and_record
 from musicprobe.errors import ConfigError, check_known
 from musicprobe.hooks import InjectionSchedule, Probe
-from musicprobe.inversion import SOLVERS
 
 INJECT_KINDS = ("none", "k", "v", "kv")
 
 
 @dataclass
-class MusRecConfig(JsonConfig):
-    """MusRec settings (validated; JSON round-trip with ``to_json`` / ``from_json``)."""
+class MusRecConfig(EditConfig):
+    """MusRec settings (validated; JSON round-trip with ``to_json`` / ``from_json``). Shared fields: see
+    :class:`~musicprobe.editors.config.EditConfig`."""
 
     inject: str = "kv"
     inject_steps: int = 3
     blocks: str | list[str] | list[int] = "all"
     tokens: str = "all"
     inject_uncond: bool = True
-    steps: int = 25
-    solver: str = "rf-solver"
-    source_guidance: float = 1.0
-    target_guidance: float = 4.0
     alignment: str = "reference"
-    capture: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_known("inject", self.inject, INJECT_KINDS)
-        check_known("solver", self.solver, SOLVERS)
         check_known("alignment", self.alignment, ALIGNMENTS)
         check_known("tokens", self.tokens, ("all", "audio"))
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if self.solver not in ("euler", "rf-solver"):
+            raise ConfigError(f"MusRec inverts a flow model: solver must be euler or rf-solver, got {self.solver!r}")
         if not 0 <= self.inject_steps <= self.steps:
             raise ConfigError(f"inject_steps must be within 0..steps={self.steps}, got {self.inject_steps}")
-        for name in ("source_guidance", "target_guidance"):
-            if getattr(self, name) < 1.0:
-                raise ConfigError(f"{name} must be >= 1 (1 = no classifier-free guidance), got {getattr(self, name)}")
         if isinstance(self.blocks, str) and self.blocks not in ("latter_half", "all"):
             raise ConfigError(f"blocks must be 'latter_half', 'all', or a list of names/indices, got {self.blocks!r}")
 
     def block_names(self, probe: Probe) -> list[str]:
         """Resolve ``blocks`` to single-stream attention point names of ``probe``'s model."""
-        singles = probe.points(lambda n: n.startswith("single_blocks."), kind="joint_attn") or probe.points(
-            lambda n: n.startswith("single_blocks.") and n.endswith(".attn")
-        )
+        singles = probe.points(lambda n: n.startswith("single_blocks."), kind="joint_attn")
         if not singles:
             raise ConfigError("MusRec needs a model with single-stream blocks (Flux family)")
         if self.blocks == "all":
@@ -87,7 +77,13 @@ class MusRecConfig(JsonConfig):
                     raise ConfigError(f"single block index {b} is out of range 0..{len(singles) - 1}")
                 out.append(singles[b])
             else:
-                out.append(probe.resolve(b if b.endswith(".attn") else f"{b}.attn").name)
+                name = probe.resolve(b if b.endswith(".attn") else f"{b}.attn").name
+                if name not in singles:
+                    raise ConfigError(
+                        f"MusRec injects into single-stream blocks only; {b!r} is not one "
+                        f"(single blocks: {', '.join(s.removesuffix('.attn') for s in singles)})"
+                    )
+                out.append(name)
         return out
 
     def schedule(self, layers: list[str]) -> InjectionSchedule | None:
@@ -99,49 +95,45 @@ class MusRecConfig(JsonConfig):
         )
 
 
-class MusRec:
-    """The MusRec editor on a flow model (``MiniFlux`` or anything with its interface).
-
-    ``edit`` does everything; ``invert`` + ``denoise`` let sweeps reuse one inversion across variants.
+class MusRec(Editor):
+    """The MusRec editor on a flow model (``MiniFlux``, or any :class:`~musicprobe.models.protocols.FlowModel` with
+    single-stream Flux blocks). ``record_source`` inverts once; ``edit_from`` edits that source any number of ways.
     """
 
     method = "musrec"
+    config_class = MusRecConfig
 
-    def __init__(self, model: Any, config: MusRecConfig | None = None, clap: Any = None):
-        self.model = model
-        self.config = config or MusRecConfig()
-        self.probe = Probe(model.transformer)
-        self.clap = clap
-
-    def invert(
+    def record_source(
         self,
         audio: np.ndarray,
         source_prompt: str,
+        *,
+        sr: int,
         config: MusRecConfig | None = None,
         record_steps: int | None = None,
         progress=None,
-    ) -> InvertedSource:
+    ) -> RecordedSource:
+        """Invert ``audio`` under ``source_prompt``, recording K/V for the first ``record_steps`` (default: the
+        config's ``inject_steps``) denoising steps."""
         c = config or self.config
-        layers = c.block_names(self.probe)
+        y = self.prepare(audio, sr)
         return invert_and_record(
-            self.model,
+            self.sampler(c),
             self.probe,
-            self.model.encode(audio),
+            self.model.encode(y, self.model.sr),
             source_prompt,
-            layers,
-            steps=c.steps,
-            solver=c.solver,
-            guidance=c.source_guidance,
+            c.block_names(self.probe),
             alignment=c.alignment,
             record_steps=c.inject_steps if record_steps is None else record_steps,
+            audio=y,
             progress=progress,
         )
 
-    def denoise(
+    def edit_from(
         self,
-        source: InvertedSource,
-        audio: np.ndarray,
+        source: RecordedSource,
         target_prompt: str,
+        *,
         config: MusRecConfig | None = None,
         reference: np.ndarray | None = None,
         label: str = "",
@@ -155,51 +147,27 @@ class MusRec:
                 f"blocks {sorted(set(layers) - set(source.layers))} were not recorded during inversion "
                 f"(recorded: {source.layers}); invert with these blocks"
             )
-        sched = c.schedule(layers)
-        path, maps = denoise(
+        path, maps = denoise_injecting(
             self.model,
             self.probe,
             source,
             target_prompt,
-            schedule=sched,
+            schedule=c.schedule(layers),
             guidance=c.target_guidance,
             capture=c.capture or None,
             progress=progress,
         )
-        edited = self.model.decode(path.final)
-        secs = time.perf_counter() - t0
-        src = np.asarray(audio, dtype=np.float32)[: len(edited)]
-        metrics = edit_metrics(src, edited, self.model.sr, target_prompt, source.prompt, reference, self.clap)
-        return EditResult(
-            self.method,
-            self.model.sr,
-            src,
-            edited,
-            source.prompt,
-            target_prompt,
-            c.to_dict(),
-            metrics,
-            maps,
-            secs,
-            label or _label(c),
+        return self.finish(
+            path.final,
+            source_audio=source.audio,
+            source_prompt=source.prompt,
+            target_prompt=target_prompt,
+            config=c,
+            reference=reference,
+            label=label,
+            seconds=time.perf_counter() - t0,
+            attention=maps,
         )
 
-    def edit(
-        self,
-        audio: np.ndarray,
-        source_prompt: str,
-        target_prompt: str,
-        *,
-        reference: np.ndarray | None = None,
-        progress=None,
-    ) -> EditResult:
-        """Edit ``audio`` (mono, ``model.sr``) from ``source_prompt`` to ``target_prompt``."""
-        t0 = time.perf_counter()
-        src = self.invert(audio, source_prompt, progress=progress)
-        res = self.denoise(src, audio, target_prompt, reference=reference, progress=progress)
-        res.seconds = time.perf_counter() - t0
-        return res
-
-
-def _label(c: MusRecConfig) -> str:
-    return "no injection" if c.inject == "none" or c.inject_steps == 0 else f"{c.inject.upper()} x {c.inject_steps}"
+    def label(self, c: MusRecConfig) -> str:
+        return "no injection" if c.inject == "none" or c.inject_steps == 0 else f"{c.inject.upper()} x {c.inject_steps}"

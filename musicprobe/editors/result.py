@@ -21,19 +21,19 @@ def edit_metrics(
     reference: np.ndarray | None = None,
     clap: Any = None,
 ) -> dict[str, float]:
-    """Preservation (chroma, CQT-1 PCC vs the source), adherence (CLAP to the target prompt) and, when the true
-    target is known, similarity to it (chroma / CQT-1 PCC / log-mel distance to the reference)."""
+    """Preservation (chroma, CQT-1 PCC vs the source), adherence (CLAP to the target prompt, when a ``clap`` model
+    is given) and, when the true target is known, similarity to it (chroma / CQT-1 PCC / log-mel distance)."""
     from musicprobe.audio.features import MelConfig, log_mel
     from musicprobe.metrics import chroma_similarity, cqt1_pcc
-    from musicprobe.metrics.clap import clap_score, default_clap
+    from musicprobe.metrics.clap import clap_score
 
     n = min(len(source), len(edited))
     s, e = source[:n], edited[:n]
     out = {"chroma": chroma_similarity(s, e, sr), "cqt1_pcc": cqt1_pcc(s, e, sr)}
-    clap = clap or default_clap()
-    out["clap_target"] = float(clap_score(clap, e, sr, target_prompt))
-    if source_prompt:
-        out["clap_source"] = float(clap_score(clap, e, sr, source_prompt))
+    if clap is not None:
+        out["clap_target"] = float(clap_score(clap, e, sr, target_prompt))
+        if source_prompt:
+            out["clap_source"] = float(clap_score(clap, e, sr, source_prompt))
     if reference is not None:
         m = min(n, len(reference))
         r = reference[:m]
@@ -59,6 +59,7 @@ class EditResult:
     attention: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
     label: str = ""
+    provenance: dict = field(default_factory=dict)  # model, torch version, threads, device, seeds
 
     def summary(self, digits: int = 3) -> dict:
         return {"method": self.method, "label": self.label, **{k: round(v, digits) for k, v in self.metrics.items()}}
@@ -103,7 +104,9 @@ class EditResult:
         save_audio(folder / "edited.wav", self.edited, self.sr)
         meta = {
             k: getattr(self, k)
-            for k in ("method", "sr", "source_prompt", "target_prompt", "config", "metrics", "seconds", "label")
+            for k in (
+                "method", "sr", "source_prompt", "target_prompt", "config", "metrics", "seconds", "label", "provenance"
+            )
         }
         (folder / "result.json").write_text(json.dumps(meta, indent=2))
         if self.attention:
@@ -121,15 +124,16 @@ class EditResult:
             z = np.load(folder / "attention.npz")
             att = {k: z[k] for k in z.files}
         return cls(
-            meta["method"],
-            sr,
-            src,
-            ed,
-            meta["source_prompt"],
-            meta["target_prompt"],
-            meta["config"],
-            meta["metrics"],
-            att,
-            meta["seconds"],
-            meta.get("label", ""),
+            method=meta["method"],
+            sr=sr,
+            source=src,
+            edited=ed,
+            source_prompt=meta["source_prompt"],
+            target_prompt=meta["target_prompt"],
+            config=meta["config"],
+            metrics=meta["metrics"],
+            attention=att,
+            seconds=meta["seconds"],
+            label=meta.get("label", ""),
+            provenance=meta.get("provenance", {}),
         )

@@ -104,6 +104,14 @@ class Adapter:
             return (hs, *output[1:])
         return hs
 
+    def block_tensor(self, output: Any) -> torch.Tensor:
+        """The hidden states a block returns (what ``<block>.hook_out`` captures)."""
+        if isinstance(output, torch.Tensor):
+            return output
+        if hasattr(output, "sample"):
+            return output.sample
+        return output[0]
+
     def attention_zero(self, output: Any) -> Any:
         """What an attention sub-layer returns when bypassed: no contribution to the residual stream."""
         if isinstance(output, tuple):
@@ -143,6 +151,9 @@ class FluxAdapter(Adapter):
     def block_identity(self, point: Point, inputs: dict[str, Any], output: Any) -> Any:
         # both Flux block types return (encoder_hidden_states, hidden_states)
         return inputs["encoder_hidden_states"], inputs["hidden_states"]
+
+    def block_tensor(self, output: Any) -> torch.Tensor:
+        return output if isinstance(output, torch.Tensor) else output[1]  # keep the audio stream
 
 
 class StableAudioAdapter(Adapter):

@@ -44,14 +44,15 @@ class ActivationCache:
                 raise MusicProbeError(
                     f"{name}: cannot sum steps of shapes {tuple(r.total.shape)} and {tuple(value.shape)}"
                 )
-            r.total += value.float()
+            r.total = r.total + value.float()  # out of place: also right for tensors captured with gradients
             r.count += 1
         else:
             self._running[slot] = _Running(value.float().clone(), 1)
 
-    def _finalize(self, dtype: torch.dtype) -> None:
+    def _finalize(self, dtype: torch.dtype | None) -> None:
         for (name, branch), r in self._running.items():
-            self._data[CacheKey(name, None, None, branch, None)] = (r.total / r.count).to(dtype)
+            mean = r.total / r.count
+            self._data[CacheKey(name, None, None, branch, None)] = mean if dtype is None else mean.to(dtype)
         self._running.clear()
 
     def names(self) -> list[str]:

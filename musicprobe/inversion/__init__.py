@@ -1,11 +1,20 @@
-"""Inversion for rectified-flow (Euler, RF-Solver) and epsilon-prediction (DDIM) models, with error curves."""
+"""The sampler/inverter layer: flow solvers (Euler, RF-Solver), DDIM and edit-friendly DDPM, one step-event type,
+and inversion error curves."""
 
-from musicprobe.inversion.api import ALL_SOLVERS, audio_errors, mel_mse, reconstruct, reconstruct_ddim, sweep
-from musicprobe.inversion.ddim import ddim_invert, ddim_sample, ddim_timesteps, gaussian_ddim_map, gaussian_eps
+from musicprobe.inversion.api import audio_errors, mel_mse, reconstruct, reconstruct_ddim, sweep
+from musicprobe.inversion.ddim import (
+    NoiseMaps,
+    ddim_invert,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_invert,
+    ddpm_sample,
+    gaussian_ddim_map,
+    gaussian_eps,
+)
+from musicprobe.inversion.events import SamplerPath, StepEvent, time_key
 from musicprobe.inversion.flow import (
-    SOLVERS,
-    FlowPath,
-    SolverCall,
+    FLOW_SOLVERS,
     gaussian_flow_map,
     gaussian_velocity,
     integrate,
@@ -13,25 +22,42 @@ from musicprobe.inversion.flow import (
     nfe_per_step,
     sample,
 )
-from musicprobe.inversion.schedules import flow_times
+from musicprobe.inversion.grids import flow_times
+from musicprobe.inversion.samplers import (
+    EPS_SOLVERS,
+    SOLVERS,
+    Sampler,
+    generate,
+    generate_latent,
+    generate_latents,
+    solvers_for,
+)
 from musicprobe.inversion.trace import InversionSweep, InversionTrace
 
 __all__ = [
-    "ALL_SOLVERS",
+    "EPS_SOLVERS",
+    "FLOW_SOLVERS",
     "SOLVERS",
-    "FlowPath",
     "InversionSweep",
     "InversionTrace",
-    "SolverCall",
+    "NoiseMaps",
+    "Sampler",
+    "SamplerPath",
+    "StepEvent",
     "audio_errors",
     "ddim_invert",
     "ddim_sample",
     "ddim_timesteps",
+    "ddpm_invert",
+    "ddpm_sample",
     "flow_times",
     "gaussian_ddim_map",
     "gaussian_eps",
     "gaussian_flow_map",
     "gaussian_velocity",
+    "generate",
+    "generate_latent",
+    "generate_latents",
     "integrate",
     "invert",
     "mel_mse",
@@ -39,5 +65,7 @@ __all__ = [
     "reconstruct",
     "reconstruct_ddim",
     "sample",
+    "solvers_for",
     "sweep",
+    "time_key",
 ]

@@ -1,4 +1,4 @@
-"""High-level inversion: reconstruct audio through a flow model (or a DDIM model) and measure the errors."""
+"""High-level inversion: reconstruct audio through any diffusion model of the protocols and measure the errors."""
 
 from __future__ import annotations
 
@@ -8,19 +8,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from musicprobe.errors import ConfigError, check_known
-from musicprobe.inversion.ddim import ddim_invert, ddim_sample, ddim_timesteps
-from musicprobe.inversion.flow import SOLVERS, invert, sample
+from musicprobe.errors import ConfigError
+from musicprobe.inversion.ddim import EpsFn, ddim_invert, ddim_sample, ddim_timesteps
+from musicprobe.inversion.samplers import SOLVERS, Sampler
 from musicprobe.inversion.trace import InversionSweep, InversionTrace
 
-ALL_SOLVERS = (*SOLVERS, "ddim")
 
-
-def audio_errors(model: Any, source_audio: np.ndarray, latent: torch.Tensor, n_iter: int = 32) -> dict[str, float]:
+def audio_errors(model: Any, source_audio: np.ndarray, latent: torch.Tensor) -> dict[str, float]:
     """Chroma similarity and CQT-1 PCC between the source audio and the decoded ``latent``."""
     from musicprobe.metrics import chroma_similarity, cqt1_pcc
 
-    y = model.decode(latent, n_iter=n_iter)
+    y = model.decode(latent)
     n = min(len(y), len(source_audio))
     return {
         "chroma": chroma_similarity(source_audio[:n], y[:n], model.sr),
@@ -38,6 +36,7 @@ def reconstruct(
     audio: np.ndarray | None = None,
     prompt: str = "",
     *,
+    sr: int | None = None,
     latent: torch.Tensor | None = None,
     solver: str = "rf-solver",
     steps: int = 25,
@@ -45,39 +44,39 @@ def reconstruct(
     shift: float = 1.0,
     audio_metrics: bool = True,
 ) -> InversionTrace:
-    """Invert ``audio`` (or ``latent``) under ``prompt`` with a rectified-flow ``solver`` and regenerate it.
+    """Invert ``audio`` at rate ``sr`` (or ``latent``) under ``prompt`` and regenerate it with the same solver.
 
-    ``model`` needs ``encode``, ``decode``, ``velocity(x, t, prompt, guidance)``, ``sr`` and ``codec`` (a
-    :class:`~musicprobe.zoo.MiniFlux`). Inversion and regeneration use the same prompt, guidance and grid.
+    ``model`` is a :class:`~musicprobe.models.protocols.FlowModel` (``euler``, ``rf-solver``) or an
+    :class:`~musicprobe.models.protocols.EpsModel` (``ddim``). Inversion and regeneration share prompt, guidance
+    and grid.
     """
-    check_known("solver", solver, SOLVERS)
     if (audio is None) == (latent is None):
         raise ConfigError("reconstruct: give exactly one of audio or latent")
-    x0 = model.encode(audio) if latent is None else latent
-
-    def v(x, t):
-        return model.velocity(x, t, prompt, guidance)
-
-    fwd = invert(x0, v, steps, solver, shift)
-    back = sample(fwd.final, v, steps, solver, shift)
-    trace = InversionTrace(
-        solver, steps, fwd.nfe + back.nfe, fwd.times, fwd.latents, back.latents[::-1], prompt, guidance
-    )
-    trace.metrics["mel_mse"] = mel_mse(model, trace.source, trace.reconstruction)
+    sampler = Sampler(model, solver, steps, guidance, shift)
+    if latent is None:
+        if sr is None:
+            raise ConfigError("reconstruct: give the audio's sample rate (sr=...)")
+        latent = model.encode(audio, sr)
+    fwd = sampler.invert(latent, prompt)
+    back = sampler.sample(fwd.final, prompt)
+    trace = InversionTrace.from_paths(fwd, back, prompt=prompt, guidance=guidance)
+    if hasattr(model, "codec"):
+        trace.metrics["mel_mse"] = mel_mse(model, trace.source, trace.reconstruction)
     if audio_metrics and audio is not None:
-        trace.metrics.update(audio_errors(model, audio, trace.reconstruction))
+        from musicprobe.audio.io import resample
+
+        trace.metrics.update(audio_errors(model, resample(audio, sr, model.sr), trace.reconstruction))
     return trace
 
 
 def reconstruct_ddim(
-    eps_fn, x0: torch.Tensor, alphas_cumprod: torch.Tensor, steps: int = 50, num_train_timesteps: int = 1000
+    eps_fn: EpsFn, x0: torch.Tensor, alphas_cumprod: torch.Tensor, steps: int = 50, num_train_timesteps: int = 1000
 ) -> InversionTrace:
-    """DDIM inversion + DDIM regeneration of an epsilon-prediction model; times are ``timestep / T``."""
+    """DDIM inversion + regeneration of a bare epsilon function (no model object); times are ``timestep / T``."""
     ts = ddim_timesteps(steps, num_train_timesteps)
-    up = ddim_invert(x0, eps_fn, alphas_cumprod, ts)  # x0 then levels ts[::-1]
-    down = ddim_sample(up[-1], eps_fn, alphas_cumprod, ts)  # levels ts then x0
-    times = np.concatenate([[0.0], ts[::-1] / num_train_timesteps])
-    return InversionTrace("ddim", steps, 2 * steps, times, up, down[::-1])
+    up = ddim_invert(x0, eps_fn, alphas_cumprod, ts, num_train_timesteps=num_train_timesteps)
+    down = ddim_sample(up.final, eps_fn, alphas_cumprod, ts, num_train_timesteps=num_train_timesteps)
+    return InversionTrace.from_paths(up, down)
 
 
 def sweep(
@@ -85,6 +84,7 @@ def sweep(
     audio: np.ndarray,
     prompt: str = "",
     *,
+    sr: int,
     budgets: Sequence[int] = (10, 20, 50),
     solvers: Sequence[str] = ("euler", "rf-solver"),
     guidance: float = 1.0,
@@ -95,7 +95,7 @@ def sweep(
 
     A budget of ``n`` gives Euler ``n`` steps and RF-Solver ``n // 2`` steps.
     """
-    x0 = model.encode(audio)
+    x0 = model.encode(audio, sr)
     rows = []
     jobs = [(s, n) for n in budgets for s in solvers]
     it = jobs
@@ -104,7 +104,9 @@ def sweep(
 
         it = tqdm(jobs, desc="inversion sweep")
     for solver, n in it:
-        steps = n // SOLVERS[check_known("solver", solver, SOLVERS)]
+        if solver not in SOLVERS:
+            Sampler(model, solver)  # raises the unknown-solver error with suggestions
+        steps = n // SOLVERS[solver]
         if steps < 1:
             raise ConfigError(f"budget {n} is too small for {solver}")
         tr = reconstruct(model, latent=x0, prompt=prompt, solver=solver, steps=steps, guidance=guidance)

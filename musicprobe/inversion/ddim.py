@@ -1,22 +1,35 @@
-"""DDIM sampling and inversion for epsilon-prediction diffusion models (AudioLDM2, Stable Audio's UNet-era peers).
+"""Samplers and inverters for epsilon-prediction models: deterministic DDIM and edit-friendly DDPM (stored noise).
 
-Deterministic DDIM (eta = 0) with ``alphas_cumprod`` from any diffusers scheduler config::
+**DDIM** (eta = 0), with ``alphas_cumprod`` ``a`` from any diffusers scheduler config::
 
     x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t);   x_s = sqrt(a_s) x0_hat + sqrt(1 - a_s) eps
 
 Sampling walks the timesteps downwards; inversion walks them upwards, predicting epsilon at the current
 (lower-noise) latent with the *destination* timestep — the usual DDIM-inversion approximation (diffusers'
 ``DDIMInverseScheduler``, null-text inversion), whose error shrinks with the step size and the trace measures.
+
+**Edit-friendly DDPM inversion** (Huberman-Spiegelglas et al., 2024; ZETA, Manor & Michaeli, 2024): draw every
+noisy latent *independently* from ``x0`` (``x_t = sqrt(a_t) x0 + sqrt(1 - a_t) n_t``), then walk the timesteps
+downwards and store the noise map ``z_t`` that makes one stochastic DDPM step land exactly on the next latent::
+
+    mu_t = sqrt(a_s) x0_hat + sqrt(1 - a_s - sigma_t^2) eps;   z_t = (x_s - mu_t) / sigma_t
+    sigma_t^2 = eta^2 (1 - a_s) / (1 - a_t) (1 - a_t / a_s)      (the DDPM posterior variance for eta = 1)
+
+Sampling with the stored maps under the same prompt reproduces the path exactly; under another prompt it edits.
+Where ``sigma_t = 0`` (the last step, ``a_s = 1``) the stored map is the residual itself (scale 1), so the
+reconstruction stays exact: our choice, where the reference code would divide by zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from musicprobe.errors import ConfigError
+from musicprobe.inversion.events import Context, SamplerPath, StepEvent, no_context
 
 EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -29,47 +42,166 @@ def ddim_timesteps(steps: int, num_train_timesteps: int = 1000) -> np.ndarray:
     return (np.arange(steps) * ratio)[::-1].astype(np.int64)
 
 
-def _step(x: torch.Tensor, eps: torch.Tensor, a_from: float, a_to: float) -> torch.Tensor:
+def _alpha(alphas_cumprod: torch.Tensor, t: int | None) -> float:
+    """``a_t``; ``None`` (one step past the last timestep) is the clean data, ``a = 1``."""
+    return 1.0 if t is None else float(alphas_cumprod[t])
+
+
+def _ddim_step(x: torch.Tensor, eps: torch.Tensor, a_from: float, a_to: float) -> torch.Tensor:
     x0 = (x - (1 - a_from) ** 0.5 * eps) / a_from**0.5
     return a_to**0.5 * x0 + (1 - a_to) ** 0.5 * eps
 
 
-def ddim_sample(
-    x: torch.Tensor, eps_fn: EpsFn, alphas_cumprod: torch.Tensor, timesteps: np.ndarray, context=None
-) -> list[torch.Tensor]:
-    """Noise at ``timesteps[0]`` -> data; returns all latents visited."""
-    from contextlib import nullcontext
+def _walk(
+    x: torch.Tensor,
+    levels: list[int | None],
+    eval_at: list[int],
+    eps_fn: EpsFn,
+    alphas_cumprod: torch.Tensor,
+    n_train: int,
+    inverse: bool,
+    context: Context | None,
+    solver: str,
+) -> SamplerPath:
+    """DDIM from ``levels[0]`` through ``levels[1:]``, evaluating epsilon at timestep ``eval_at[i]`` in step ``i``."""
+    ctx = context or no_context
+    latents, outputs, events = [x.detach().clone()], [], []
+    frac = [0.0 if lv is None else lv / n_train for lv in levels]
+    for i, t_eval in enumerate(eval_at):
+        ev = StepEvent(i, 0, t_eval / n_train, frac[i], frac[i + 1], inverse, int(t_eval))
+        events.append(ev)
+        with ctx(ev):
+            eps = eps_fn(x, int(t_eval))
+        x = _ddim_step(x, eps, _alpha(alphas_cumprod, levels[i]), _alpha(alphas_cumprod, levels[i + 1]))
+        latents.append(x.detach().clone())
+        outputs.append(eps)
+    times = np.asarray(frac, dtype=np.float64)
+    return SamplerPath(times, latents, outputs, solver, len(eval_at), events)
 
-    ctx = context or (lambda i, t: nullcontext())
-    path = [x]
-    for i, t in enumerate(timesteps):
-        a_t = float(alphas_cumprod[t])
-        a_prev = float(alphas_cumprod[timesteps[i + 1]]) if i + 1 < len(timesteps) else 1.0
-        with ctx(i, int(t)):
-            eps = eps_fn(x, int(t))
-        x = _step(x, eps, a_t, a_prev)
-        path.append(x)
-    return path
+
+def ddim_sample(
+    x: torch.Tensor,
+    eps_fn: EpsFn,
+    alphas_cumprod: torch.Tensor,
+    timesteps: np.ndarray,
+    context: Context | None = None,
+    num_train_timesteps: int = 1000,
+) -> SamplerPath:
+    """Noise at ``timesteps[0]`` -> data; ``path.latents`` are the levels visited (then ``x0``)."""
+    ts = [int(t) for t in timesteps]
+    return _walk(x, [*ts, None], ts, eps_fn, alphas_cumprod, num_train_timesteps, False, context, "ddim")
 
 
 def ddim_invert(
-    x0: torch.Tensor, eps_fn: EpsFn, alphas_cumprod: torch.Tensor, timesteps: np.ndarray, context=None
-) -> list[torch.Tensor]:
-    """Data -> noise at ``timesteps[0]`` (walks ``timesteps`` from the last to the first); returns the path."""
-    from contextlib import nullcontext
+    x0: torch.Tensor,
+    eps_fn: EpsFn,
+    alphas_cumprod: torch.Tensor,
+    timesteps: np.ndarray,
+    context: Context | None = None,
+    num_train_timesteps: int = 1000,
+) -> SamplerPath:
+    """Data -> noise at ``timesteps[0]`` (walks ``timesteps`` upwards, epsilon at the destination timestep)."""
+    up = [int(t) for t in timesteps[::-1]]
+    return _walk(x0, [None, *up], up, eps_fn, alphas_cumprod, num_train_timesteps, True, context, "ddim")
 
-    ctx = context or (lambda i, t: nullcontext())
-    ts = list(timesteps[::-1])
-    path = [x0]
-    x = x0
-    for j, t in enumerate(ts):
-        a_t = float(alphas_cumprod[t])
-        a_prev = float(alphas_cumprod[ts[j - 1]]) if j > 0 else 1.0
-        with ctx(len(ts) - 1 - j, int(t)):
-            eps = eps_fn(x, int(t))  # destination timestep, as diffusers' DDIMInverseScheduler / null-text
-        x = _step(x, eps, a_prev, a_t)
-        path.append(x)
-    return path
+
+@dataclass
+class NoiseMaps:
+    """What edit-friendly DDPM inversion stores: the timesteps (high to low), the latents ``xts`` at them (then
+    ``x0``), the noise maps ``zs`` and their scales (``sigma_t``, or 1 where ``sigma_t = 0``)."""
+
+    timesteps: np.ndarray
+    xts: list[torch.Tensor]
+    zs: list[torch.Tensor]
+    scales: list[float]
+    eta: float
+
+    def start_index(self, t_start: int) -> int:
+        """The first step whose timestep is ``<= t_start`` (ZETA's ``T_start``)."""
+        idx = np.nonzero(self.timesteps <= t_start)[0]
+        if not len(idx):
+            raise ConfigError(f"t_start={t_start} is below every timestep (lowest {int(self.timesteps[-1])})")
+        return int(idx[0])
+
+
+def _ddpm_mean(x: torch.Tensor, eps: torch.Tensor, a_t: float, a_s: float, eta: float) -> tuple[torch.Tensor, float]:
+    """The DDPM step's mean ``mu_t`` and standard deviation ``sigma_t`` (see the module docstring)."""
+    var = (1 - a_s) / (1 - a_t) * (1 - a_t / a_s) if a_t < 1 else 0.0
+    sigma = eta * max(var, 0.0) ** 0.5
+    x0_hat = (x - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+    mu = a_s**0.5 * x0_hat + max(1 - a_s - sigma**2, 0.0) ** 0.5 * eps
+    return mu, sigma
+
+
+def ddpm_invert(
+    x0: torch.Tensor,
+    eps_fn: EpsFn,
+    alphas_cumprod: torch.Tensor,
+    timesteps: np.ndarray,
+    *,
+    eta: float = 1.0,
+    generator: torch.Generator | None = None,
+    context: Context | None = None,
+    num_train_timesteps: int = 1000,
+) -> NoiseMaps:
+    """Edit-friendly DDPM inversion of ``x0``: independent noisy latents, then the noise maps (module docstring)."""
+    if eta <= 0:
+        raise ConfigError(f"edit-friendly DDPM inversion needs eta > 0, got {eta}")
+    ctx = context or no_context
+    ts = [int(t) for t in timesteps]
+    xts = []
+    for t in ts:
+        a = _alpha(alphas_cumprod, t)
+        n = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        xts.append(a**0.5 * x0 + (1 - a) ** 0.5 * n)
+    xts.append(x0)
+    zs, scales = [], []
+    for i, t in enumerate(ts):
+        nxt = ts[i + 1] if i + 1 < len(ts) else None
+        ev = StepEvent(i, 0, t / num_train_timesteps, t / num_train_timesteps,
+                       0.0 if nxt is None else nxt / num_train_timesteps, True, t)
+        with ctx(ev):
+            eps = eps_fn(xts[i], t)
+        mu, sigma = _ddpm_mean(xts[i], eps, _alpha(alphas_cumprod, t), _alpha(alphas_cumprod, nxt), eta)
+        scale = sigma if sigma > 0 else 1.0
+        z = (xts[i + 1] - mu) / scale
+        zs.append(z)
+        scales.append(scale)
+        if i + 1 < len(ts):
+            xts[i + 1] = mu + scale * z  # the reference's correction: no drift from rounding
+    return NoiseMaps(np.asarray(ts), xts, zs, scales, eta)
+
+
+def ddpm_sample(
+    maps: NoiseMaps,
+    eps_fn: EpsFn,
+    alphas_cumprod: torch.Tensor,
+    *,
+    start: int = 0,
+    x: torch.Tensor | None = None,
+    context: Context | None = None,
+    num_train_timesteps: int = 1000,
+) -> SamplerPath:
+    """Denoise with the stored noise maps from step ``start`` (from ``maps.xts[start]`` unless ``x`` is given)."""
+    if not 0 <= start < len(maps.timesteps):
+        raise ConfigError(f"start must be within 0..{len(maps.timesteps) - 1}, got {start}")
+    ctx = context or no_context
+    ts = [int(t) for t in maps.timesteps]
+    x = maps.xts[start] if x is None else x
+    latents, outputs, events = [x.detach().clone()], [], []
+    for i in range(start, len(ts)):
+        t, nxt = ts[i], (ts[i + 1] if i + 1 < len(ts) else None)
+        ev = StepEvent(i, 0, t / num_train_timesteps, t / num_train_timesteps,
+                       0.0 if nxt is None else nxt / num_train_timesteps, False, t)
+        events.append(ev)
+        with ctx(ev):
+            eps = eps_fn(x, t)
+        mu, _ = _ddpm_mean(x, eps, _alpha(alphas_cumprod, t), _alpha(alphas_cumprod, nxt), maps.eta)
+        x = mu + maps.scales[i] * maps.zs[i]
+        latents.append(x.detach().clone())
+        outputs.append(eps)
+    times = np.asarray([t / num_train_timesteps for t in ts[start:]] + [0.0])
+    return SamplerPath(times, latents, outputs, "ddpm", len(ts) - start, events)
 
 
 def gaussian_eps(scale: float, alphas_cumprod: torch.Tensor) -> EpsFn:

@@ -10,60 +10,27 @@ RF-Solver (Wang et al., RF-Solver-Edit) takes per step ``h = t_next - t``::
     x_next = x + h * v1 + 0.5 * h**2 * (v2 - v1) / (h/2)        (= x + h * v2, the explicit midpoint rule)
 
 We keep the two-call form because editors cache attention features from *both* calls. Every model call is
-wrapped in ``context(call)`` (a :class:`SolverCall` -> context manager), which is how an editor tells its
-:class:`~musicprobe.hooks.Probe` the step and time key without the solver knowing about hooks.
+wrapped in ``context(event)`` (a :class:`~musicprobe.inversion.events.StepEvent` -> context manager).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from musicprobe.errors import check_known
-from musicprobe.inversion.schedules import flow_times
+from musicprobe.inversion.events import Context, SamplerPath, StepEvent, no_context
+from musicprobe.inversion.grids import flow_times
 
-SOLVERS = {"euler": 1, "rf-solver": 2}  # name -> model evaluations per step
+FLOW_SOLVERS = {"euler": 1, "rf-solver": 2}  # name -> model evaluations per step
 
 Velocity = Callable[[torch.Tensor, float], torch.Tensor]
 
 
-@dataclass(frozen=True)
-class SolverCall:
-    """One model evaluation inside a solver step.
-
-    ``step`` is the index along the walk (0 = first step taken), ``order`` 0 for the first call and 1 for
-    RF-Solver's midpoint call, ``t`` the time the model is evaluated at, ``t_from``/``t_to`` the step's ends.
-    """
-
-    step: int
-    order: int
-    t: float
-    t_from: float
-    t_to: float
-    inverse: bool
-
-
-@dataclass
-class FlowPath:
-    """Latents visited (``len(times)`` of them, starting at ``times[0]``) and the velocities used per step."""
-
-    times: np.ndarray
-    latents: list[torch.Tensor]
-    velocities: list[torch.Tensor]
-    solver: str
-    nfe: int
-
-    @property
-    def final(self) -> torch.Tensor:
-        return self.latents[-1]
-
-
 def nfe_per_step(solver: str) -> int:
-    return SOLVERS[check_known("solver", solver, SOLVERS)]
+    return FLOW_SOLVERS[check_known("flow solver", solver, FLOW_SOLVERS)]
 
 
 def integrate(
@@ -71,33 +38,37 @@ def integrate(
     times: np.ndarray,
     velocity: Velocity,
     solver: str = "rf-solver",
-    context: Callable[[SolverCall], AbstractContextManager] | None = None,
+    context: Context | None = None,
     progress: Callable[[int], None] | None = None,
-) -> FlowPath:
-    """Walk ``x`` along ``times`` (any direction) with ``solver``; returns the visited latents."""
+) -> SamplerPath:
+    """Walk ``x`` along ``times`` (any direction) with ``solver``; returns the visited latents and events."""
     order = nfe_per_step(solver)
-    ctx = context or (lambda call: nullcontext())
+    ctx = context or no_context
     inverse = bool(times[-1] > times[0])
-    latents, velocities = [x.detach().clone()], []
+    latents, outputs, events = [x.detach().clone()], [], []
+
+    def call(event: StepEvent, x_in: torch.Tensor) -> torch.Tensor:
+        events.append(event)
+        with ctx(event):
+            return velocity(x_in, event.t)
+
     for i in range(len(times) - 1):
         t, t_next = float(times[i]), float(times[i + 1])
         h = t_next - t
-        with ctx(SolverCall(i, 0, t, t, t_next, inverse)):
-            v1 = velocity(x, t)
+        v1 = call(StepEvent(i, 0, t, t, t_next, inverse), x)
         if order == 1:
             x = x + h * v1
-            velocities.append(v1)
+            outputs.append(v1)
         else:
             x_mid = x + 0.5 * h * v1
-            with ctx(SolverCall(i, 1, t + 0.5 * h, t, t_next, inverse)):
-                v2 = velocity(x_mid, t + 0.5 * h)
+            v2 = call(StepEvent(i, 1, t + 0.5 * h, t, t_next, inverse), x_mid)
             first_order = (v2 - v1) / (0.5 * h)
             x = x + h * v1 + 0.5 * h**2 * first_order
-            velocities.append(v2)
+            outputs.append(v2)
         latents.append(x.detach().clone())
         if progress is not None:
             progress(i)
-    return FlowPath(np.asarray(times, dtype=np.float64), latents, velocities, solver, order * (len(times) - 1))
+    return SamplerPath(np.asarray(times, dtype=np.float64), latents, outputs, solver, order * (len(times) - 1), events)
 
 
 def invert(
@@ -106,9 +77,9 @@ def invert(
     steps: int,
     solver: str = "rf-solver",
     shift: float = 1.0,
-    context=None,
+    context: Context | None = None,
     progress=None,
-) -> FlowPath:
+) -> SamplerPath:
     """Data -> noise: integrate from t = 0 to t = 1."""
     return integrate(x0, flow_times(steps, shift)[::-1].copy(), velocity, solver, context, progress)
 
@@ -119,9 +90,9 @@ def sample(
     steps: int,
     solver: str = "rf-solver",
     shift: float = 1.0,
-    context=None,
+    context: Context | None = None,
     progress=None,
-) -> FlowPath:
+) -> SamplerPath:
     """Noise -> data: integrate from t = 1 to t = 0."""
     return integrate(x1, flow_times(steps, shift), velocity, solver, context, progress)
 

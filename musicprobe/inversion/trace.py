@@ -50,6 +50,23 @@ class InversionTrace:
     def inverted_noise(self) -> torch.Tensor:
         return self.inversion[-1]
 
+    @classmethod
+    def from_paths(cls, inversion, regeneration, *, prompt: str = "", guidance: float = 1.0) -> InversionTrace:
+        """The trace of an inversion path and the regeneration path that walked its grid back (SamplerPaths)."""
+        times = np.asarray(inversion.times, dtype=np.float64)
+        if times[0] > times[-1]:
+            raise ValueError("an inversion path must walk from data (low time) to noise (high time)")
+        return cls(
+            inversion.solver,
+            len(times) - 1,
+            inversion.nfe + regeneration.nfe,
+            times,
+            list(inversion.latents),
+            list(regeneration.latents[::-1]),
+            prompt,
+            guidance,
+        )
+
     def drift(self) -> np.ndarray:
         """``MSE(z_inv(t), z_regen(t))`` for each time in ``times`` (0 at t = 1, where regeneration starts)."""
         return np.array([_mse(a, b) for a, b in zip(self.inversion, self.regeneration)])

@@ -8,7 +8,7 @@
 - ``zero_shot(model, audio, sr, field)``: classify an attribute (instrument, genre, mood) with prompt ensembles.
 
 A model is anything with ``embed_audio(list_of_audio, sr) -> (N, D)`` and ``embed_text(list_of_str) -> (N, D)``
-returning unit vectors: :class:`musicprobe.zoo.miniclap.MiniClap` or :class:`LaionClap`.
+returning unit vectors: :class:`musicprobe.models.miniclap.MiniClap` or :class:`LaionClap`.
 """
 
 from __future__ import annotations
@@ -72,11 +72,10 @@ class LaionClap:
         return torch.nn.functional.normalize(feats, dim=-1)
 
 
-def default_clap() -> AudioTextEmbedder:
-    """The bundled mini-CLAP."""
-    from musicprobe.zoo import load
-
-    return load("mini-clap")
+def _need(model: AudioTextEmbedder, what: str) -> AudioTextEmbedder:
+    if model is None:
+        raise ConfigError(f"{what}: pass the embedding model (e.g. musicprobe.zoo.load('mini-clap') or a LaionClap)")
+    return model
 
 
 def _as_list(audio) -> list[np.ndarray]:
@@ -85,9 +84,9 @@ def _as_list(audio) -> list[np.ndarray]:
     return list(audio)
 
 
-def clap_score(model: AudioTextEmbedder | None, audio, sr: int, text: str | Sequence[str]) -> np.ndarray | float:
+def clap_score(model: AudioTextEmbedder, audio, sr: int, text: str | Sequence[str]) -> np.ndarray | float:
     """Cosine similarity of each audio with its text (one text for all, or one per audio)."""
-    model = model or default_clap()
+    model = _need(model, "clap_score")
     audios = _as_list(audio)
     texts = [text] * len(audios) if isinstance(text, str) else list(text)
     if len(texts) != len(audios):
@@ -109,9 +108,9 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
 
-def fad(model: AudioTextEmbedder | None, reference, generated, sr: int) -> dict:
+def fad(model: AudioTextEmbedder, reference, generated, sr: int) -> dict:
     """FAD between two sets of clips in ``model``'s embedding space."""
-    model = model or default_clap()
+    model = _need(model, "fad")
     e1 = model.embed_audio(_as_list(reference), sr).numpy()
     e2 = model.embed_audio(_as_list(generated), sr).numpy()
     return {"fad": frechet_distance(e1, e2), "embedding": model.name, "n_reference": len(e1), "n_generated": len(e2)}
@@ -154,9 +153,9 @@ def class_embeddings(model: AudioTextEmbedder, field: str) -> tuple[tuple[str, .
     return cache[field]
 
 
-def zero_shot(model: AudioTextEmbedder | None, audio, sr: int, field: str) -> list[str]:
+def zero_shot(model: AudioTextEmbedder, audio, sr: int, field: str) -> list[str]:
     """Predicted value of ``field`` for each audio (highest cosine to the class prompt ensembles)."""
-    model = model or default_clap()
+    model = _need(model, "zero_shot")
     values, cls = class_embeddings(model, field)
     a = model.embed_audio(_as_list(audio), sr)
     return [values[i] for i in (a @ cls.T).argmax(-1).tolist()]

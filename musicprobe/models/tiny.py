@@ -23,11 +23,20 @@ class TinyModel:
     name: str
     model: nn.Module
     make_inputs: Callable[..., dict[str, Any]]  # (prompt="A"|"B", batch=1, seed=0) -> forward kwargs
+    batch_keys: tuple[str, ...] = ()  # inputs with a leading batch axis (the others are shared by all rows)
 
     def __call__(self, **inputs: Any) -> torch.Tensor:
         with torch.no_grad():
             out = self.model(**inputs)
         return _first_tensor(out)
+
+    def make_batch(self, prompts: list[str], seed: int = 0, **kw: Any) -> dict[str, Any]:
+        """One call's inputs with one row per prompt, in order (every row starts from the same latent)."""
+        parts = [self.make_inputs(p, batch=1, seed=seed, **kw) for p in prompts]
+        out = dict(parts[0])
+        for key in self.batch_keys:
+            out[key] = torch.cat([p[key] for p in parts])
+        return out
 
 
 def _first_tensor(out: Any) -> torch.Tensor:
@@ -89,7 +98,9 @@ def tiny_flux() -> TinyModel:
             "txt_ids": torch.zeros(n_text, 3),
         }
 
-    return TinyModel("flux", model, inputs)
+    return TinyModel(
+        "flux", model, inputs, ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep")
+    )
 
 
 def tiny_stable_audio() -> TinyModel:
@@ -119,7 +130,8 @@ def tiny_stable_audio() -> TinyModel:
             "rotary_embedding": _stable_audio_rope(n_frames + 1, 4),
         }
 
-    return TinyModel("stable_audio", model, inputs)
+    keys = ("hidden_states", "timestep", "encoder_hidden_states", "global_hidden_states")
+    return TinyModel("stable_audio", model, inputs, keys)
 
 
 def _stable_audio_rope(seq: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +155,7 @@ def tiny_audioldm2_unet() -> TinyModel:
             "encoder_hidden_states_1": _per_prompt(batch, n_text + 2, 32, generator=g),
         }
 
-    return TinyModel("audioldm2_unet", model, inputs)
+    return TinyModel("audioldm2_unet", model, inputs, ("sample", "encoder_hidden_states", "encoder_hidden_states_1"))
 
 
 def tiny_unet2d() -> TinyModel:
@@ -159,7 +171,7 @@ def tiny_unet2d() -> TinyModel:
             "encoder_hidden_states": _per_prompt(batch, n_text, 16, generator=_gen(100 + ord(prompt[0]))),
         }
 
-    return TinyModel("unet2d", model, inputs)
+    return TinyModel("unet2d", model, inputs, ("sample", "encoder_hidden_states"))
 
 
 def tiny_musicgen() -> TinyModel:
@@ -202,7 +214,7 @@ def tiny_musicgen() -> TinyModel:
             "decoder_input_ids": torch.randint(0, 99, (batch * 4, n_tokens), generator=_gen(seed)),
         }
 
-    return TinyModel("musicgen", model, inputs)
+    return TinyModel("musicgen", model, inputs, ("input_ids", "attention_mask", "decoder_input_ids"))
 
 
 _TOKEN_WORDS = [

@@ -56,24 +56,21 @@ def attribute_tokens(
     from captum.attr import LayerIntegratedGradients
 
     from musicprobe.errors import ConfigError
-    from musicprobe.inversion.schedules import flow_times
-    from musicprobe.zoo.text import TextStates, _load
+    from musicprobe.inversion import Sampler
+    from musicprobe.models.text import TextStates, _load
 
     if not 0 <= step < steps:
         raise ConfigError(f"step must be within 0..{steps - 1}, got {step}")
-    times = flow_times(steps)
-    x = model.noise(seed)
-    with torch.no_grad():
-        for i in range(step):
-            x = x + (times[i + 1] - times[i]) * model.velocity(x, float(times[i]), prompt, 4.0)
-    cond, empty = model.text(prompt), model.text("")
-    t = float(times[step])
-    tr = model.transformer
+    sampler = Sampler(model, "euler", steps, 4.0)
+    x = sampler.sample(model.noise(seed), prompt, until=step).final  # the generation path up to ``step``
+    cond, empty = model.encode_prompt(prompt), model.encode_prompt("")
+    t = float(sampler.times()[step])
+    tr = model.denoiser
     module = None
     if target != "velocity":
         from musicprobe.hooks import Probe
 
-        point = Probe(tr).resolve(target)
+        point = Probe.for_model(model).resolve(target)
         module = point.module
     captured: dict[str, torch.Tensor] = {}
 

@@ -163,21 +163,18 @@ def probe_layers(
     points: list[str] | None = None,
     steps: int = 12,
     guidance: float = 4.0,
-    n_iter: int = 16,
     progress: bool = False,
 ) -> LayerScores:
     """Bypass each point of ``model`` (mini-flux) in turn and score the change (see module docstring)."""
     from tqdm.auto import tqdm
 
+    from musicprobe.editors.base import resolve_clap
     from musicprobe.hooks import Probe
+    from musicprobe.inversion import generate_latents
     from musicprobe.metrics import chroma_similarity, cqt1_pcc
-    from musicprobe.zoo.evaluate import generate_batch
 
-    if clap is None:
-        from musicprobe.zoo import load
-
-        clap = load("mini-clap")
-    probe = Probe(model.transformer)
+    clap = resolve_clap(clap or "mini-clap")
+    probe = Probe.for_model(model)
     points = points or probe_points(probe, target)
     for p in points:
         probe.resolve(p)
@@ -185,8 +182,8 @@ def probe_layers(
     ps, ss = [j[0] for j in jobs], [j[1] for j in jobs]
 
     def run() -> tuple[torch.Tensor, list[np.ndarray], torch.Tensor]:
-        lat = generate_batch(model, ps, ss, steps, guidance)
-        audio = [model.decode(x[None], n_iter=n_iter) for x in lat]
+        lat = generate_latents(model, ps, ss, steps=steps, guidance=guidance)
+        audio = [model.decode(x[None]) for x in lat]
         return lat, audio, clap.embed_audio(audio, model.sr)
 
     ref_lat, ref_audio, ref_emb = run()
@@ -199,5 +196,5 @@ def probe_layers(
         changes["mel"][i] = ((lat - ref_lat) ** 2).mean((1, 2)).numpy() / var
         changes["chroma"][i] = [1 - chroma_similarity(a, b, model.sr) for a, b in zip(ref_audio, audio)]
         changes["cqt1"][i] = [1 - cqt1_pcc(a, b, model.sr) for a, b in zip(ref_audio, audio)]
-    settings = {"target": target, "steps": steps, "guidance": guidance, "n_iter": n_iter}
+    settings = {"target": target, "steps": steps, "guidance": guidance}
     return LayerScores(points, changes, list(ps), list(ss), settings)

@@ -54,25 +54,24 @@ def patch_layers(
     window: int | None = None,
     guidance: float = 4.0,
     cost_weight: float = 0.5,
-    n_iter: int = 16,
     progress: bool = False,
 ) -> LayerScores:
     """Inject each point of ``model`` (mini-flux) alone and score structure carried vs editability lost."""
     from tqdm.auto import tqdm
 
-    from musicprobe.editors.flow_injection import denoise, generate_and_record
+    from musicprobe.editors.base import resolve_clap
+    from musicprobe.editors.sources import denoise_injecting, generate_and_record
     from musicprobe.hooks import InjectionSchedule, Probe
+    from musicprobe.inversion import Sampler
 
-    if clap is None:
-        from musicprobe.zoo import load
-
-        clap = load("mini-clap")
+    clap = resolve_clap(clap or "mini-clap")
     window = steps // 2 if window is None else window
     if not 1 <= window <= steps:
         raise ConfigError(f"patch_layers: window must be within 1..steps={steps}, got {window}")
     if not pairs:
         raise ConfigError("patch_layers: give at least one (source prompt, target prompt) pair")
-    probe = Probe(model.transformer)
+    probe = Probe.for_model(model)
+    sampler = Sampler(model, "euler", steps, guidance)
     points = points or probe_points(probe, target)
     for p in points:
         probe.resolve(p)
@@ -81,18 +80,16 @@ def patch_layers(
     changes = {v: np.zeros((len(points), len(jobs))) for v in views}
     bar = tqdm(total=len(jobs) * (len(points) + 2), desc="patching layers", disable=not progress)
     for j, ((src_prompt, tgt_prompt), seed) in enumerate(jobs):
-        src, src_lat = generate_and_record(
-            model, probe, model.noise(seed), src_prompt, points, steps=steps, solver="euler", guidance=guidance
-        )
-        ref = _Reference(model, clap, src_lat, tgt_prompt, n_iter)
-        plain, _ = denoise(model, probe, src, tgt_prompt, guidance=guidance)
+        src, src_lat = generate_and_record(sampler, probe, model.noise(seed), src_prompt, points)
+        ref = _Reference(model, clap, src_lat, tgt_prompt)
+        plain, _ = denoise_injecting(model, probe, src, tgt_prompt, guidance=guidance)
         base = ref.measure(plain.final)
         bar.update(2)
         for i, point in enumerate(points):
             sched = InjectionSchedule(
                 layers=[point], kind=kind, tokens=tokens, curve="window", end=window, n_steps=steps
             )
-            path, _ = denoise(model, probe, src, tgt_prompt, schedule=sched, guidance=guidance)
+            path, _ = denoise_injecting(model, probe, src, tgt_prompt, schedule=sched, guidance=guidance)
             chroma, cqt, mse, clap_t = ref.measure(path.final)
             changes["chroma"][i, j] = chroma - base[0]
             changes["cqt1"][i, j] = cqt - base[1]
@@ -108,7 +105,6 @@ def patch_layers(
         "steps": steps,
         "window": window,
         "guidance": guidance,
-        "n_iter": n_iter,
         "cost_views": ["edit_cost"],
         "cost_weight": cost_weight,
         "pairs": [list(p) for p in pairs],
@@ -120,9 +116,9 @@ def patch_layers(
 class _Reference:
     """The generated source of one job, against which an edit's latent is measured."""
 
-    def __init__(self, model: Any, clap: Any, src_latent, target_prompt: str, n_iter: int):
-        self.model, self.clap, self.latent, self.prompt, self.n_iter = model, clap, src_latent, target_prompt, n_iter
-        self.audio = model.decode(src_latent, n_iter=n_iter)
+    def __init__(self, model: Any, clap: Any, src_latent, target_prompt: str):
+        self.model, self.clap, self.latent, self.prompt = model, clap, src_latent, target_prompt
+        self.audio = model.decode(src_latent)
         self.var = float(src_latent.var())
 
     def measure(self, latent) -> tuple[float, float, float, float]:
@@ -131,7 +127,7 @@ class _Reference:
         from musicprobe.metrics.clap import clap_score
 
         sr = self.model.sr
-        audio = self.model.decode(latent, n_iter=self.n_iter)
+        audio = self.model.decode(latent)
         mse = float(((latent - self.latent) ** 2).mean()) / self.var
         return (
             chroma_similarity(self.audio, audio, sr),

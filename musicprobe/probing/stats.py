@@ -85,14 +85,15 @@ def attention_statistics(
 ) -> AttentionStats:
     """Generate ``prompt`` with mini-flux while capturing every attention layer; summarise each map."""
     from musicprobe.hooks import Probe
+    from musicprobe.inversion import generate_latent
     from musicprobe.probing.layers import probe_points
 
-    probe = Probe(model.transformer)
+    probe = Probe.for_model(model)
     layers = layers or probe_points(probe, "attention")
     names = [f"{p}.hook_pattern" for p in layers]
     branch = "cond" if guidance != 1.0 else "all"
     with probe.capture(names, heads="mean", branch=branch) as cache:
-        model.generate_latent(prompt, steps=steps, guidance=guidance, seed=seed)
+        generate_latent(model, prompt, steps=steps, guidance=guidance, seed=seed)
     n_text = model.config.max_text_tokens
     step_ids = sorted(cache.steps(names[0]))
     vals = {s: np.zeros((len(layers), len(step_ids))) for s in STATS}

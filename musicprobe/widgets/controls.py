@@ -7,7 +7,7 @@ from collections.abc import Callable
 import ipywidgets as W
 from IPython.display import HTML, Audio, display
 
-from musicprobe.hooks import CURVES, InjectionSchedule
+from musicprobe.hooks import CURVES, InjectionSchedule, ScheduleSpec
 from musicprobe.widgets.logic import (
     SELECT_MODES,
     comparison_rows,
@@ -128,16 +128,20 @@ class ScheduleEditor:
         layers: list[str],
         n_steps: int = 25,
         run: Callable[[InjectionSchedule], object] | None = None,
-        curve: str = "ramp",
+        spec: ScheduleSpec | None = None,
     ):
+        from musicprobe.editors.musickv import musickv_schedule
+
+        start = spec or musickv_schedule()  # the controls open on MusicKV's reference schedule
         self.layers = list(layers)
         self.n_steps = n_steps
         self.run_fn = run
-        self.curve = W.Dropdown(options=list(CURVES), value=curve, description="curve")
-        self.window = W.IntRangeSlider(value=(0, n_steps), min=0, max=n_steps, description="steps")
-        self.strength = W.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="strength")
-        self.kind = W.Dropdown(options=["k", "v", "kv"], value="kv", description="inject")
-        self.tokens = W.Dropdown(options=["audio", "all"], value="audio", description="tokens")
+        self.curve = W.Dropdown(options=list(CURVES), value=start.curve, description="curve")
+        end = n_steps if start.end is None else start.end
+        self.window = W.IntRangeSlider(value=(start.start, end), min=0, max=n_steps, description="steps")
+        self.strength = W.FloatSlider(value=start.strength, min=0.0, max=1.0, step=0.05, description="strength")
+        self.kind = W.Dropdown(options=["k", "v", "kv"], value=start.kind, description="inject")
+        self.tokens = W.Dropdown(options=["audio", "all"], value=start.tokens, description="tokens")
         self.custom = W.Text(value="0, 0.5, 1", description="weights", placeholder="comma-separated, resampled")
         self.message = W.HTML()
         self.fig_out = W.Output()

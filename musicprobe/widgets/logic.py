@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import plotly.graph_objects as go
 
+from musicprobe.editors.config import check_keys
 from musicprobe.errors import ConfigError, check_known
-from musicprobe.hooks import InjectionSchedule
+from musicprobe.hooks import InjectionSchedule, ScheduleSpec
 
 SELECT_MODES = ("top_k", "threshold", "manual")
 
@@ -52,28 +54,26 @@ def parse_weights(text: str, n_steps: int) -> list[float]:
 def schedule_from_controls(
     layers: Sequence[str],
     *,
-    curve: str = "ramp",
-    window: tuple[int, int] | None = None,
-    strength: float = 1.0,
     n_steps: int = 25,
-    kind: str = "kv",
-    tokens: str = "audio",
+    window: tuple[int, int] | None = None,
     custom: str = "",
+    base: ScheduleSpec | None = None,
+    **controls,
 ) -> InjectionSchedule:
-    """An :class:`InjectionSchedule` from the schedule editor's control values (validated)."""
+    """An :class:`InjectionSchedule` from the schedule editor's control values (validated).
+
+    Controls not given (``curve``, ``strength``, ``kind``, ``tokens``) keep ``base``'s values, MusicKV's reference
+    schedule by default; ``window`` is ``(start, end)``; ``custom`` the weights of a custom curve.
+    """
+    from musicprobe.editors.musickv import musickv_schedule
+
+    check_keys(ScheduleSpec, controls)
+    spec = asdict(base or musickv_schedule())
+    spec.update(controls)
     start, end = window if window is not None else (0, n_steps)
-    weights = parse_weights(custom, n_steps) if curve == "custom" else None
-    return InjectionSchedule(
-        layers=list(layers),
-        kind=kind,
-        tokens=tokens,
-        curve=curve,
-        strength=strength,
-        start=start,
-        end=end,
-        n_steps=n_steps,
-        weights=weights,
-    )
+    weights = parse_weights(custom, n_steps) if spec["curve"] == "custom" else None
+    spec.update(start=start, end=end, weights=weights)
+    return ScheduleSpec(**spec).for_layers(list(layers), n_steps)
 
 
 def schedule_figure(schedules: dict[str, InjectionSchedule] | InjectionSchedule, title: str = "") -> go.Figure:

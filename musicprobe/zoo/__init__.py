@@ -1,9 +1,11 @@
 """The mini model zoo: small models of the real architecture classes, trained by us on the synthetic corpus.
 
-``load("mini-flux")`` -> :class:`MiniFlux` (diffusers ``FluxTransformer2DModel``, rectified flow, MiniLM text);
+``load("mini-flux")`` -> :class:`MiniFlux` (diffusers ``FluxTransformer2DModel``, rectified flow, MiniLM text),
+decoding through ``load("mini-vocoder")`` (a Vocos-style vocoder; ``decoder="griffin-lim"`` for the fallback);
 ``load("mini-clap")`` -> :class:`MiniClap` (contrastive audio-text model for CLAP scores and FAD).
 Weights ship in ``musicprobe/zoo/weights/<name>/`` (safetensors + config.json with provenance); retrain with
-``musicprobe zoo train <name>``.
+``musicprobe zoo train <name>``. The model definitions live in :mod:`musicprobe.models`; the zoo holds the
+registry, the training recipes, the weights and their provenance.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from functools import lru_cache
 from pathlib import Path
 
 from musicprobe.errors import ConfigError, check_known
-from musicprobe.zoo.miniclap import MiniClap
-from musicprobe.zoo.miniflux import MiniFlux
+from musicprobe.models.codec import DECODERS
+from musicprobe.models.miniclap import MiniClap
+from musicprobe.models.miniflux import MiniFlux
+from musicprobe.models.vocoder import MiniVocoder
 
 WEIGHTS = Path(__file__).parent / "weights"
-MODELS = {"mini-flux": MiniFlux, "mini-clap": MiniClap}
+MODELS = {"mini-flux": MiniFlux, "mini-clap": MiniClap, "mini-vocoder": MiniVocoder}
+WITH_DECODER = ("mini-flux",)  # models that decode through the shared codec
 
-__all__ = ["MODELS", "WEIGHTS", "MiniClap", "MiniFlux", "available", "load", "weights_dir"]
+__all__ = ["MODELS", "WEIGHTS", "MiniClap", "MiniFlux", "MiniVocoder", "available", "load", "weights_dir"]
 
 
 def weights_dir(name: str) -> Path:
@@ -31,15 +36,31 @@ def available() -> dict[str, bool]:
     return {n: (weights_dir(n) / "model.safetensors").exists() for n in MODELS}
 
 
-@lru_cache(maxsize=4)
-def _cached(name: str, folder: str):
-    return MODELS[name].load(folder)
+def _load(name: str, folder: Path, decoder: str | None):
+    if name not in WITH_DECODER:
+        return MODELS[name].load(folder)
+    vocoder = None if decoder == "griffin-lim" else load("mini-vocoder")
+    model = MODELS[name].load(folder, vocoder=vocoder)
+    model.codec.decoder = decoder or "vocoder"
+    return model
 
 
-def load(name: str, folder: str | Path | None = None, *, fresh: bool = False):
-    """Load a zoo model by name (from the bundled weights, or ``folder``). Cached unless ``fresh``."""
+@lru_cache(maxsize=8)
+def _cached(name: str, folder: str, decoder: str | None):
+    return _load(name, Path(folder), decoder)
+
+
+def load(name: str, folder: str | Path | None = None, *, fresh: bool = False, decoder: str | None = None):
+    """Load a zoo model by name (from the bundled weights, or ``folder``). Cached unless ``fresh``.
+
+    ``decoder`` (models that decode through the codec): ``"vocoder"`` (default) or ``"griffin-lim"``.
+    """
     check_known("zoo model", name, MODELS)
+    if decoder is not None:
+        check_known("decoder", decoder, DECODERS)
+        if name not in WITH_DECODER:
+            raise ConfigError(f"{name} has no decoder to choose")
     folder = Path(folder) if folder else weights_dir(name)
     if not (folder / "model.safetensors").exists():
         raise ConfigError(f"{name}: no weights at {folder}; train them with `musicprobe zoo train {name}`")
-    return MODELS[name].load(folder) if fresh else _cached(name, str(folder))
+    return _load(name, folder, decoder) if fresh else _cached(name, str(folder), decoder)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from musicprobe.audio.features import log_mel
 from musicprobe.errors import ConfigError
-from musicprobe.zoo.codec import CodecConfig
+from musicprobe.models.codec import CodecConfig
 
 TRAIN_SEED = 7
 HELDOUT_SEED = 9001
@@ -40,14 +41,18 @@ def clip_seed(seed: int, i: int) -> int:
     return seed * 1_000_003 + i
 
 
-def _one(args: tuple[int, CodecConfig]) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
+def _clip_audio(s: int, codec: CodecConfig):
+    """Clip ``s`` rendered at the codec's rate and trimmed/padded to the codec's length."""
+    from musicprobe.audio.io import trim_or_pad
     from musicprobe.synth import make_clip
 
-    s, codec = args
     clip = make_clip(s, sr=codec.sr, duration=codec.seconds)
-    from musicprobe.audio.io import trim_or_pad
+    return clip, trim_or_pad(clip.audio, codec.n_samples)
 
-    y = trim_or_pad(clip.audio, codec.n_samples)
+
+def _one(args: tuple[int, CodecConfig]) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
+    s, codec = args
+    clip, y = _clip_audio(s, codec)
     m = log_mel(y, codec.mel)[:, : codec.n_frames].astype(np.float16)
     p = clip.plan
     return m, clip.captions, (p.instruments["melody"], p.genre, p.mood, p.instruments["chords"])
@@ -102,3 +107,50 @@ def cached_corpus(
     meta = json.dumps({"captions": corpus.captions, "labels": corpus.labels})
     np.savez(path, mels=corpus.mels, meta=np.array(meta))
     return corpus
+
+
+def _one_audio(args: tuple[int, CodecConfig]) -> np.ndarray:
+    return _clip_audio(*args)[1].astype(np.float16)
+
+
+def cached_audio(n: int, seed: int = TRAIN_SEED, codec: CodecConfig | None = None, workers: int = 1) -> np.ndarray:
+    """The waveforms ``(n, n_samples)`` (float16) of the same clips as ``cached_corpus(n, seed)``, cached on disk."""
+    codec = codec or CodecConfig()
+    if n < 1:
+        raise ConfigError(f"corpus size must be >= 1, got {n}")
+    from musicprobe.cache import cache_dir
+
+    path = cache_dir() / f"audio_s{seed}_n{n}_sr{codec.sr}_l{codec.n_samples}.npy"
+    if path.exists():
+        return np.load(path)
+    jobs = [(clip_seed(seed, i), codec) for i in range(n)]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            audio = np.stack(list(_maybe_progress(pool.map(_one_audio, jobs, chunksize=16), n, True)))
+    else:
+        audio = np.stack(list(_maybe_progress(map(_one_audio, jobs), n, True)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, audio)
+    return audio
+
+
+def cached_text(texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """MiniLM token states and pooled vectors (float16), cached on disk by content (minutes of CPU otherwise)."""
+    import hashlib
+
+    from musicprobe.cache import cache_dir
+    from musicprobe.models.text import encode_text
+
+    key = hashlib.sha256(("\n".join(texts) + f"|{max_tokens}").encode()).hexdigest()[:16]
+    folder = cache_dir()
+    path = folder / f"text_{key}.pt"
+    if path.exists():
+        d = torch.load(path)
+        return d["tokens"], d["pooled"]
+    enc = encode_text(texts, max_tokens)
+    out = {"tokens": enc.tokens.half(), "pooled": enc.pooled.half()}
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+    return out["tokens"], out["pooled"]

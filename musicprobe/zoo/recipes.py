@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from musicprobe.errors import check_known
-from musicprobe.zoo.codec import CodecConfig
+from musicprobe.models.codec import CodecConfig
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, MelCorpus, cached_corpus
-from musicprobe.zoo.train import FluxTrainConfig, train_miniflux
+from musicprobe.zoo.train_flux import FluxTrainConfig, train_miniflux
 
-RECIPES = ("mini-flux", "mini-clap")
+RECIPES = ("mini-flux", "mini-clap", "mini-vocoder")
 
 
 def corpus_codec(corpus: MelCorpus, base: CodecConfig | None = None) -> CodecConfig:
@@ -33,9 +33,18 @@ def train(
     check_known("zoo model", name, RECIPES)
     out = Path(out)
     if name == "mini-flux":
-        cfg = FluxTrainConfig(n_clips=n_clips, workers=workers, **({"steps": steps} if steps else {}))
+        cfg = FluxTrainConfig(n_clips=n_clips, workers=workers)
+        if steps:
+            cfg.loop.steps = steps
         return train_miniflux(out, cfg, log=log)
-    from musicprobe.zoo.miniclap import train_miniclap
+    if name == "mini-vocoder":
+        from musicprobe.zoo.train_vocoder import VocoderTrainConfig, train_minivocoder
+
+        vcfg = VocoderTrainConfig(n_clips=n_clips, workers=workers)
+        if steps:
+            vcfg.loop.steps = steps
+        return train_minivocoder(out, vcfg, log=log)
+    from musicprobe.zoo.train_clap import train_miniclap
 
     corpus = cached_corpus(n_clips, TRAIN_SEED, workers=workers)
     train_miniclap(

@@ -16,6 +16,7 @@ from itertools import product
 import numpy as np
 import torch
 
+from musicprobe.inversion import generate_latents
 from musicprobe.metrics.clap import class_embeddings, label_space
 from musicprobe.zoo.corpus import MelCorpus
 
@@ -62,24 +63,6 @@ def prompt_grid(n: int) -> list[tuple[str, str, str, str]]:
     return [out[i] for i in sorted(idx)]
 
 
-def generate_batch(
-    mf, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 4.0, batch: int = 16
-) -> torch.Tensor:
-    """Batched Euler sampling (one CFG-doubled call per step per batch)."""
-    from musicprobe.inversion.schedules import flow_times
-
-    times = flow_times(steps)
-    outs = []
-    for i in range(0, len(prompts), batch):
-        ps, ss = prompts[i : i + batch], seeds[i : i + batch]
-        x = torch.cat([mf.noise(s) for s in ss])
-        text = mf.text(ps)
-        for k in range(steps):
-            x = x + (times[k + 1] - times[k]) * mf.velocity(x, float(times[k]), text, guidance)
-        outs.append(x)
-    return torch.cat(outs)
-
-
 def nn_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 64) -> np.ndarray:
     """Mean-squared distance from each query to its nearest neighbour in ``bank`` (rows flattened)."""
     q = torch.as_tensor(queries.reshape(len(queries), -1), dtype=torch.float32)
@@ -102,7 +85,7 @@ def flux_quality(
 ) -> dict[str, float]:
     grid = prompt_grid(n_gen)
     t0 = time.perf_counter()
-    lat = generate_batch(mf, [g[0] for g in grid], list(range(len(grid))), steps, guidance)
+    lat = generate_latents(mf, [g[0] for g in grid], list(range(len(grid))), steps=steps, guidance=guidance)
     gen_secs = (time.perf_counter() - t0) / len(grid)
     mels = mf.codec.tokens_to_mel(lat).numpy()
     # decode=True is the honest setting: score the audio a user hears (Griffin-Lim), re-analysed by mini-CLAP

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from musicprobe.errors import ConfigError
-from musicprobe.zoo.codec import CodecConfig, MelCodec
-from musicprobe.zoo.text import MAX_TOKENS, TEXT_DIM, TextStates, encode_text
+from musicprobe.models.codec import CodecConfig, MelCodec
+from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates, encode_text
 
 
 @dataclass(frozen=True)
@@ -75,17 +75,21 @@ def build_transformer(config: MiniFluxConfig, seed: int = 0) -> torch.nn.Module:
 
 
 class MiniFlux:
-    """A loaded mini-flux: the diffusers transformer plus everything editors need around it.
+    """A loaded mini-flux, a :class:`~musicprobe.models.protocols.FlowModel`: the diffusers transformer plus the
+    codec and the text encoder.
 
-    ``transformer`` is a stock ``FluxTransformer2DModel``, so ``Probe(mf.transformer)`` uses the Flux adapter.
+    ``denoiser`` (= ``transformer``) is a stock ``FluxTransformer2DModel``, so ``Probe(mf.denoiser)`` uses the Flux
+    adapter.
     """
 
     family = "flux"
 
-    def __init__(self, transformer: torch.nn.Module, config: MiniFluxConfig, meta: dict | None = None):
+    def __init__(
+        self, transformer: torch.nn.Module, config: MiniFluxConfig, meta: dict | None = None, vocoder=None
+    ):
         self.transformer = transformer.eval()
         self.config = config
-        self.codec = MelCodec(config.codec)
+        self.codec = MelCodec(config.codec, vocoder=vocoder)
         self.meta = dict(meta or {})
         self._text_cache: dict[str, TextStates] = {}
         n = config.codec.n_tokens
@@ -100,18 +104,22 @@ class MiniFlux:
         return self.config.codec.sr
 
     @property
+    def denoiser(self) -> torch.nn.Module:
+        return self.transformer
+
+    @property
     def n_tokens(self) -> int:
         return self.config.codec.n_tokens
 
-    def encode(self, audio: np.ndarray, sr: int | None = None) -> torch.Tensor:
-        """Audio -> latent tokens ``(1, n_tokens, token_dim)`` (standardised log-mel)."""
+    def encode(self, audio: np.ndarray, sr: int) -> torch.Tensor:
+        """Audio at rate ``sr`` -> latent tokens ``(1, n_tokens, token_dim)`` (standardised log-mel)."""
         return self.codec.encode(audio, sr)
 
-    def decode(self, latent: torch.Tensor, n_iter: int = 32) -> np.ndarray:
-        """Latent tokens -> audio (Griffin-Lim)."""
-        return self.codec.decode(latent, n_iter=n_iter)
+    def decode(self, latent: torch.Tensor) -> np.ndarray:
+        """Latent tokens -> audio (the codec's decoder)."""
+        return self.codec.decode(latent)
 
-    def text(self, prompts: str | list[str]) -> TextStates:
+    def encode_prompt(self, prompts: str | list[str]) -> TextStates:
         """MiniLM states of ``prompts`` (cached per prompt)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
@@ -154,35 +162,15 @@ class MiniFlux:
 
         ``guidance == 1`` runs the conditional branch alone (no CFG batch).
         """
-        cond = self.text(prompt) if isinstance(prompt, str) else prompt
+        cond = prompt if isinstance(prompt, TextStates) else self.encode_prompt(prompt)
         if guidance == 1.0:
             return self.forward(x, t, cond.select(slice(0, 1)) if len(cond) != x.shape[0] else cond)
-        uncond = self.text(negative)
+        uncond = self.encode_prompt(negative)
         b = x.shape[0]
         both = TextStates.cat([_rows(uncond, b), _rows(cond, b)])
         v = self.forward(torch.cat([x, x]), t, both)
         v_u, v_c = v.chunk(2)
         return v_u + guidance * (v_c - v_u)
-
-    @torch.no_grad()
-    def generate_latent(
-        self, prompt: str, steps: int = 25, guidance: float = 4.0, seed: int = 0, shift: float = 1.0
-    ) -> torch.Tensor:
-        """Euler sampling from noise (``seed``) to a latent under ``prompt``."""
-        from musicprobe.inversion.schedules import flow_times
-
-        x = self.noise(seed)
-        times = flow_times(steps, shift)
-        for i in range(steps):
-            v = self.velocity(x, float(times[i]), prompt, guidance)
-            x = x + (times[i + 1] - times[i]) * v
-        return x
-
-    def generate(
-        self, prompt: str, steps: int = 25, guidance: float = 4.0, seed: int = 0, n_iter: int = 32
-    ) -> np.ndarray:
-        """Text -> audio (``sr`` Hz, ``codec.seconds`` long)."""
-        return self.decode(self.generate_latent(prompt, steps, guidance, seed), n_iter=n_iter)
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:
@@ -196,7 +184,7 @@ class MiniFlux:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> MiniFlux:
+    def load(cls, folder: str | Path, vocoder=None) -> MiniFlux:
         from safetensors.torch import load_file
 
         folder = Path(folder)
@@ -207,7 +195,7 @@ class MiniFlux:
         transformer = build_transformer(config)
         state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
         transformer.load_state_dict(state)
-        return cls(transformer, config, meta=info)
+        return cls(transformer, config, meta=info, vocoder=vocoder)
 
 
 def _rows(states: TextStates, b: int) -> TextStates:

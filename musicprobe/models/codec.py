@@ -3,7 +3,12 @@
 The mini models have no learned autoencoder. Their "latent" is the log-mel spectrogram (16 kHz, n_fft 1024,
 hop 256, 64 bins; natural log with a 1e-5 floor, as AudioLDM2), standardised with corpus statistics, and cut
 into tokens of ``frames_per_token`` consecutive frames (token channels = frames_per_token * n_mels, the way
-FluxMusic packs 2x2 VAE-latent patches). Decoding inverts the standardisation and runs Griffin-Lim.
+FluxMusic packs 2x2 VAE-latent patches). Decoding inverts the standardisation and runs a decoder:
+
+- ``"vocoder"``: the trained mini-vocoder (:mod:`musicprobe.models.vocoder`), the default whenever the codec has
+  one (models loaded from the zoo get it);
+- ``"griffin-lim"``: mel pseudo-inverse + Griffin-Lim (32 iterations), the fallback that reproduces results made
+  before the vocoder existed.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import torch
 
 from musicprobe.audio.features import LOG_FLOOR, MelConfig, log_mel, mel_to_audio
 from musicprobe.audio.io import trim_or_pad, validate_audio
-from musicprobe.errors import AudioError, ConfigError
+from musicprobe.errors import AudioError, ConfigError, check_known
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,32 @@ class CodecConfig:
         return asdict(self)
 
 
-class MelCodec:
-    """Encode audio to ``(tokens, channels)`` arrays and decode them back (see module docstring)."""
+DECODERS = ("vocoder", "griffin-lim")
 
-    def __init__(self, config: CodecConfig = CodecConfig()):
+
+class MelCodec:
+    """Encode audio to ``(tokens, channels)`` arrays and decode them back (see module docstring).
+
+    ``vocoder``: an object with ``decode(logmel) -> audio`` (a :class:`~musicprobe.models.vocoder.MiniVocoder`);
+    ``decoder``: ``"vocoder"`` (default when a vocoder is given) or ``"griffin-lim"``.
+    """
+
+    def __init__(self, config: CodecConfig = CodecConfig(), vocoder=None, decoder: str | None = None):
         self.config = config
+        self.vocoder = vocoder
+        self.decoder = decoder or ("vocoder" if vocoder is not None else "griffin-lim")
+
+    @property
+    def decoder(self) -> str:
+        """Which decoder ``decode`` uses: ``"vocoder"`` or ``"griffin-lim"`` (settable)."""
+        return self._decoder
+
+    @decoder.setter
+    def decoder(self, name: str) -> None:
+        check_known("decoder", name, DECODERS)
+        if name == "vocoder" and self.vocoder is None:
+            raise ConfigError("this codec has no vocoder: load the model from the zoo, or use decoder='griffin-lim'")
+        self._decoder = name
 
     def mel(self, audio: np.ndarray, sr: int | None = None) -> np.ndarray:
         """Standardised log-mel ``(n_mels, n_frames)``; audio is trimmed or zero-padded to the model's length."""
@@ -103,9 +129,19 @@ class MelCodec:
         m = self.tokens_to_mel(t.detach().cpu()).numpy() * self.config.mel_std + self.config.mel_mean
         return np.clip(m, np.log(LOG_FLOOR), 6.0)
 
-    def decode(self, tokens: torch.Tensor, n_iter: int = 32, seed: int = 0) -> np.ndarray:
-        """Latent tokens -> audio (Griffin-Lim), ``n_samples`` long."""
+    def decode(self, tokens: torch.Tensor, decoder: str | None = None) -> np.ndarray:
+        """Latent tokens -> audio, ``n_samples`` long, with ``decoder`` (default: the codec's ``decoder``)."""
         if not torch.isfinite(torch.as_tensor(tokens)).all():
             raise AudioError("decode: the latent contains NaN or infinite values")
-        y = mel_to_audio(self.log_mel(tokens), self.config.mel, n_iter=n_iter, seed=seed)
+        return self.decode_mel(self.log_mel(tokens), decoder)
+
+    def decode_mel(self, logmel: np.ndarray, decoder: str | None = None) -> np.ndarray:
+        """Un-standardised log-mel ``(n_mels, frames)`` -> audio, ``n_samples`` long."""
+        name = check_known("decoder", decoder, DECODERS) if decoder else self.decoder
+        if name == "vocoder":
+            if self.vocoder is None:
+                raise ConfigError("this codec has no vocoder: use decoder='griffin-lim'")
+            y = self.vocoder.decode(logmel)
+        else:
+            y = mel_to_audio(logmel, self.config.mel, n_iter=32, seed=0)
         return trim_or_pad(y, self.config.n_samples).astype(np.float32)

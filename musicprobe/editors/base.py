@@ -1,0 +1,150 @@
+"""The editor base: what every editing method shares.
+
+An :class:`Editor` holds a model (one of the protocols of :mod:`musicprobe.models.protocols`), a config (an
+:class:`~musicprobe.editors.config.EditConfig`), a probe on the model's hooked module and the CLAP model its
+metrics use. A method implements two steps:
+
+- ``record_source(audio, source_prompt, sr=...) -> RecordedSource``: whatever the edit needs from the source
+  (inverted noise, recorded K/V, stored noise maps);
+- ``edit_from(source, target_prompt) -> EditResult``: the edit itself, ending with :meth:`Editor.finish`.
+
+``edit`` chains them, so sweeps can record one source and edit it many ways. ``finish`` is the one shared ending:
+decode, trim the source to the edit's length, measure, and build the :class:`EditResult` by keyword.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from musicprobe.editors.config import EditConfig
+from musicprobe.editors.result import EditResult, edit_metrics
+from musicprobe.errors import ConfigError
+from musicprobe.hooks import Probe
+from musicprobe.inversion import Sampler
+
+
+def resolve_clap(clap: Any) -> Any:
+    """``"mini-clap"`` -> the bundled mini-CLAP; ``None`` -> no CLAP metrics; a model -> itself."""
+    if isinstance(clap, str):
+        from musicprobe.zoo import load
+
+        return load(clap)
+    return clap
+
+
+def provenance(model: Any, **extra: Any) -> dict:
+    """What makes a result reproducible: the model's identity, torch's thread count and device, seeds."""
+    meta = getattr(model, "meta", {}) or {}
+    return {
+        "model": meta.get("name", type(model).__name__),
+        "model_train_steps": meta.get("train_steps"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(getattr(getattr(model, "denoiser", None), "device", "cpu")),
+        **extra,
+    }
+
+
+class Editor:
+    """Base class of the editing methods (see the module docstring)."""
+
+    method: ClassVar[str] = "editor"
+    config_class: ClassVar[type[EditConfig]] = EditConfig
+
+    def __init__(self, model: Any, config: EditConfig | None = None, clap: Any = "mini-clap"):
+        self.model = model
+        self.config = config if config is not None else self.config_class()
+        if not isinstance(self.config, self.config_class):
+            want, got = self.config_class.__name__, type(config).__name__
+            raise ConfigError(f"{type(self).__name__} takes a {want}, got {got}")
+        self.clap = resolve_clap(clap)
+        self.probe = Probe.for_model(model)
+
+    # ---- the two steps a method implements ------------------------------------------------------------------
+    def record_source(
+        self, audio: np.ndarray, source_prompt: str, *, sr: int, config: Any = None, progress=None
+    ) -> Any:
+        raise NotImplementedError
+
+    def edit_from(
+        self, source: Any, target_prompt: str, *, config: Any = None, reference: np.ndarray | None = None,
+        label: str = "", progress=None,
+    ) -> EditResult:
+        raise NotImplementedError
+
+    # ---- shared ---------------------------------------------------------------------------------------------
+    def edit(
+        self,
+        audio: np.ndarray,
+        source_prompt: str,
+        target_prompt: str,
+        *,
+        sr: int,
+        reference: np.ndarray | None = None,
+        config: Any = None,
+        label: str = "",
+        progress=None,
+    ) -> EditResult:
+        """Edit ``audio`` (mono or stereo, rate ``sr``) from ``source_prompt`` to ``target_prompt``.
+
+        ``reference`` (the true target, same rate) adds similarity-to-target metrics.
+        """
+        t0 = time.perf_counter()
+        ref = self.prepare(reference, sr, what="reference") if reference is not None else None
+        src = self.record_source(audio, source_prompt, sr=sr, config=config, progress=progress)
+        res = self.edit_from(src, target_prompt, config=config, reference=ref, label=label, progress=progress)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def prepare(self, audio: np.ndarray, sr: int, what: str = "source") -> np.ndarray:
+        """Audio at the model's rate, mono, float32 (resampled; checked for NaN, silence, shape)."""
+        from musicprobe.audio.io import mono_mix, resample
+
+        if sr is None:
+            raise ConfigError(f"give the {what} audio's sample rate (sr=...)")
+        return resample(mono_mix(audio, int(sr), name=what), int(sr), self.model.sr)
+
+    def sampler(self, config: EditConfig, guidance: float | None = None) -> Sampler:
+        """The sampler of ``config`` (source guidance unless ``guidance`` is given)."""
+        g = config.source_guidance if guidance is None else guidance
+        return Sampler(self.model, config.solver, config.steps, g)
+
+    def label(self, config: Any) -> str:
+        return self.method
+
+    def finish(
+        self,
+        latent: torch.Tensor,
+        *,
+        source_audio: np.ndarray,
+        source_prompt: str,
+        target_prompt: str,
+        config: EditConfig,
+        reference: np.ndarray | None = None,
+        label: str = "",
+        seconds: float = 0.0,
+        attention: dict | None = None,
+        **extra: Any,
+    ) -> EditResult:
+        """Decode ``latent``, measure it against the source (and the true target) and build the result."""
+        edited = self.model.decode(latent)
+        src = np.asarray(source_audio, dtype=np.float32)[: len(edited)]
+        metrics = edit_metrics(src, edited, self.model.sr, target_prompt, source_prompt, reference, self.clap)
+        return EditResult(
+            method=self.method,
+            sr=self.model.sr,
+            source=src,
+            edited=edited,
+            source_prompt=source_prompt,
+            target_prompt=target_prompt,
+            config=config.to_dict(),
+            metrics=metrics,
+            attention=attention or {},
+            seconds=seconds,
+            label=label or self.label(config),
+            provenance=provenance(self.model, **extra),
+        )

@@ -1,0 +1,202 @@
+"""The sampler/inverter layer every model family uses: one object, one step-event type, any protocol.
+
+``Sampler(model, solver, steps, guidance)`` walks a :class:`~musicprobe.models.protocols.FlowModel` with Euler or
+RF-Solver over the flow-time grid, and an :class:`~musicprobe.models.protocols.EpsModel` with DDIM over its training
+timesteps (``"ddpm"``: edit-friendly inversion with stored noise maps, see :mod:`musicprobe.inversion.ddim`).
+``sample`` goes noise -> data, ``invert`` data -> noise; both announce every model call as a
+:class:`~musicprobe.inversion.events.StepEvent` through ``context`` and return a
+:class:`~musicprobe.inversion.events.SamplerPath`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from musicprobe.errors import ConfigError, check_known
+from musicprobe.inversion.ddim import NoiseMaps, ddim_invert, ddim_sample, ddim_timesteps, ddpm_invert, ddpm_sample
+from musicprobe.inversion.events import Context, SamplerPath
+from musicprobe.inversion.flow import FLOW_SOLVERS, integrate
+from musicprobe.inversion.grids import flow_times
+
+EPS_SOLVERS = {"ddim": 1, "ddpm": 1}
+SOLVERS = {**FLOW_SOLVERS, **EPS_SOLVERS}  # name -> model evaluations per step
+FAMILY_SOLVERS = {"flow": tuple(FLOW_SOLVERS), "eps": tuple(EPS_SOLVERS)}
+
+
+def solvers_for(model: Any) -> tuple[str, ...]:
+    """The solvers that apply to ``model``'s family."""
+    from musicprobe.models.protocols import family_of
+
+    family = family_of(model)
+    if family not in FAMILY_SOLVERS:
+        raise ConfigError(f"{type(model).__name__} is a {family} model: it has no diffusion sampler")
+    return FAMILY_SOLVERS[family]
+
+
+@dataclass
+class Sampler:
+    """Sample and invert ``model`` with ``solver`` in ``steps`` steps under classifier-free ``guidance``.
+
+    ``shift`` bends the flow-time grid towards noise (SD3 / Flux); ignored by epsilon models.
+    """
+
+    model: Any
+    solver: str = "rf-solver"
+    steps: int = 25
+    guidance: float = 1.0
+    shift: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_known("solver", self.solver, SOLVERS)
+        allowed = solvers_for(self.model)
+        if self.solver not in allowed:
+            raise ConfigError(
+                f"solver {self.solver!r} does not apply to {type(self.model).__name__}; use one of {list(allowed)}"
+            )
+        if self.steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if not math.isfinite(self.guidance) or self.guidance < 1.0:
+            raise ConfigError(f"guidance must be a finite number >= 1 (1 = no guidance), got {self.guidance}")
+
+    @property
+    def is_flow(self) -> bool:
+        return self.solver in FLOW_SOLVERS
+
+    @property
+    def nfe(self) -> int:
+        """Model evaluations per direction."""
+        return SOLVERS[self.solver] * self.steps
+
+    def model_fn(self, prompt: Any, guidance: float | None = None) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+        """``f(x, t)``: the model's velocity (flows) or epsilon (epsilon models) under ``prompt``."""
+        g = self.guidance if guidance is None else guidance
+        if self.is_flow:
+            return lambda x, t: self.model.velocity(x, t, prompt, g)
+        return lambda x, t: self.model.eps(x, t, prompt, g)
+
+    def times(self) -> np.ndarray:
+        """The grid from noise to data: flow times, or training timesteps (high to low)."""
+        if self.is_flow:
+            return flow_times(self.steps, self.shift)
+        return ddim_timesteps(self.steps, self.model.num_train_timesteps)
+
+    def sample(
+        self,
+        noise: torch.Tensor,
+        prompt: Any,
+        *,
+        guidance: float | None = None,
+        context: Context | None = None,
+        progress: Callable[[int], None] | None = None,
+        until: int | None = None,
+    ) -> SamplerPath:
+        """Noise -> data (or the first ``until`` steps of it)."""
+        fn = self.model_fn(prompt, guidance)
+        grid = self.times()
+        if until is not None:
+            if not 0 <= until <= self.steps:
+                raise ConfigError(f"until must be within 0..{self.steps}, got {until}")
+            grid = grid[: until + 1]
+        if self.is_flow:
+            return integrate(noise, grid, fn, self.solver, context, progress)
+        if self.solver == "ddpm":
+            raise ConfigError("ddpm sampling needs stored noise maps: use Sampler.invert_ddpm and sample_ddpm")
+        m = self.model
+        return ddim_sample(noise, fn, m.alphas_cumprod, grid, context, m.num_train_timesteps)
+
+    def invert(
+        self,
+        x0: torch.Tensor,
+        prompt: Any,
+        *,
+        guidance: float | None = None,
+        context: Context | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> SamplerPath:
+        """Data -> noise along the same grid, walked the other way (DDIM: epsilon at the destination timestep)."""
+        fn = self.model_fn(prompt, guidance)
+        if self.is_flow:
+            return integrate(x0, self.times()[::-1].copy(), fn, self.solver, context, progress)
+        if self.solver == "ddpm":
+            raise ConfigError("ddpm inversion stores noise maps: use Sampler.invert_ddpm")
+        m = self.model
+        return ddim_invert(x0, fn, m.alphas_cumprod, self.times(), context, m.num_train_timesteps)
+
+    def invert_ddpm(
+        self,
+        x0: torch.Tensor,
+        prompt: Any,
+        *,
+        guidance: float | None = None,
+        eta: float = 1.0,
+        seed: int = 0,
+        context: Context | None = None,
+    ) -> NoiseMaps:
+        """Edit-friendly DDPM inversion (stored noise maps; ZETA's inversion)."""
+        self._need_eps("invert_ddpm")
+        m = self.model
+        g = torch.Generator().manual_seed(int(seed))
+        return ddpm_invert(x0, self.model_fn(prompt, guidance), m.alphas_cumprod, self.times(), eta=eta,
+                           generator=g, context=context, num_train_timesteps=m.num_train_timesteps)
+
+    def sample_ddpm(
+        self,
+        maps: NoiseMaps,
+        prompt: Any,
+        *,
+        start: int = 0,
+        guidance: float | None = None,
+        context: Context | None = None,
+    ) -> SamplerPath:
+        """Regenerate with stored noise maps from step ``start`` under ``prompt``."""
+        self._need_eps("sample_ddpm")
+        m = self.model
+        return ddpm_sample(maps, self.model_fn(prompt, guidance), m.alphas_cumprod, start=start, context=context,
+                           num_train_timesteps=m.num_train_timesteps)
+
+    def _need_eps(self, what: str) -> None:
+        if self.is_flow:
+            raise ConfigError(f"{what} applies to epsilon models; {type(self.model).__name__} is a flow model")
+
+
+def generate_latent(
+    model: Any, prompt: Any, *, steps: int = 25, guidance: float = 4.0, seed: int = 0, solver: str | None = None
+) -> torch.Tensor:
+    """Text -> latent: sample ``model`` from ``seed``'s noise under ``prompt`` (Euler for flows, DDIM for epsilon
+    models unless ``solver`` says otherwise)."""
+    solver = solver or solvers_for(model)[0]
+    return Sampler(model, solver, steps, guidance).sample(model.noise(seed), prompt).final
+
+
+def generate(model: Any, prompt: Any, *, steps: int = 25, guidance: float = 4.0, seed: int = 0, **kw) -> np.ndarray:
+    """Text -> audio at ``model.sr`` (see :func:`generate_latent`)."""
+    return model.decode(generate_latent(model, prompt, steps=steps, guidance=guidance, seed=seed, **kw))
+
+
+def generate_latents(
+    model: Any,
+    prompts: list[str],
+    seeds: list[int],
+    *,
+    steps: int = 25,
+    guidance: float = 4.0,
+    solver: str = "euler",
+    batch: int = 16,
+) -> torch.Tensor:
+    """Latents of ``prompts[i]`` from ``seeds[i]``'s noise, ``batch`` generations per sampler run (one CFG-doubled
+    model call per step per batch)."""
+    if len(prompts) != len(seeds):
+        raise ConfigError(f"generate_latents: {len(prompts)} prompts but {len(seeds)} seeds")
+    sampler = Sampler(model, solver, steps, guidance)
+    outs = []
+    for i in range(0, len(prompts), batch):
+        ps, ss = prompts[i : i + batch], seeds[i : i + batch]
+        noise = torch.cat([model.noise(s) for s in ss])
+        outs.append(sampler.sample(noise, model.encode_prompt(ps)).final)
+    return torch.cat(outs)

@@ -1,0 +1,151 @@
+"""The one training loop of the zoo: AdamW with warm-up + cosine, gradient clipping, EMA, resumable checkpoints.
+
+Every zoo recipe supplies only ``loss_at(step, generator) -> loss`` (its batch drawn from a generator seeded by the
+step, so a resumed run sees exactly the batches an uninterrupted one would) and ``export(ema, step, segments)``
+(writes the weights with provenance). The run folder keeps ``checkpoint.pt`` (model, EMA, optimiser, step, schedule
+segments) and ``loss.jsonl``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musicprobe.errors import ConfigError
+
+
+@dataclass
+class LoopConfig:
+    steps: int = 6000
+    lr: float = 3e-4
+    warmup: int = 200
+    weight_decay: float = 0.01
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.lr <= 0 or self.warmup < 0:
+            raise ConfigError("LoopConfig: steps >= 1, lr > 0 and warmup >= 0 are required")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError("LoopConfig: ema_decay must be in [0, 1)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warm-up, then a cosine from ``lr`` down to ``0.1 * lr`` at ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    frac = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def first_segment(out: Path, start: int) -> list[dict]:
+    """The schedule of a checkpoint written before segments were recorded (read from its train_config.json)."""
+    old = out / "train_config.json"
+    d = json.loads(old.read_text()) if old.exists() else {}
+    planned = d.get("steps") or d.get("loop", {}).get("steps") or start
+    return [{"from_step": 0, "to_step": start, "schedule_steps": planned}]
+
+
+def extend_segments(segments: list[dict], start: int, planned: int) -> list[dict]:
+    """Record that steps ``start..planned`` follow a learning-rate schedule planned over ``planned`` steps.
+
+    A run resumed with a longer ``steps`` continues the cosine schedule of the new length (a gentle warm
+    restart); the segments keep that history in the exported weights' provenance.
+    """
+    kept = [dict(s) for s in segments if s["from_step"] < start]
+    if kept and kept[-1]["schedule_steps"] == planned:
+        kept[-1]["to_step"] = planned  # a plain resume of the same schedule
+        return kept
+    if kept:
+        kept[-1]["to_step"] = start
+    if start < planned:
+        kept.append({"from_step": start, "to_step": planned, "schedule_steps": planned})
+    return kept
+
+
+def train_loop(
+    out: Path,
+    module: torch.nn.Module,
+    loss_at: Callable[[int, torch.Generator], torch.Tensor | tuple[torch.Tensor, dict]],
+    cfg: LoopConfig,
+    export: Callable[[torch.nn.Module, int, list[dict]], object],
+    *,
+    train_config: dict | None = None,
+    log: Callable[[str], object] = print,
+) -> None:
+    """Train ``module`` for ``cfg.steps`` steps in ``out`` (resuming from ``out/checkpoint.pt`` if present).
+
+    ``loss_at`` may return ``(loss, extras)``; the extras (floats) are averaged into ``loss.jsonl`` beside the loss.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    module.train()
+    ema = copy.deepcopy(module).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, segments = 0, []
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        module.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+        segments = state.get("segments") or first_segment(out, start)
+        log(f"resumed at step {start}")
+    segments = extend_segments(segments, start, cfg.steps)
+    (out / "train_config.json").write_text(json.dumps(train_config or cfg.to_dict(), indent=2))
+    t0 = time.time()
+    window: dict[str, list[float]] = {}
+    for step in range(start, cfg.steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        res = loss_at(step, g)
+        loss, extras = res if isinstance(res, tuple) else (res, {})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            d = min(cfg.ema_decay, (1 + step) / (10 + step))
+            for pe, p in zip(ema.parameters(), module.parameters()):
+                pe.lerp_(p, 1 - d)
+        for k, v in {"loss": loss.item(), **extras}.items():
+            window.setdefault(k, []).append(float(v))
+        done = step + 1
+        if done % cfg.log_every == 0:
+            rec = {"step": done, **{k: float(np.mean(v)) for k, v in window.items()}, "lr": lr, "sec": time.time() - t0}
+            with open(out / "loss.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            log(json.dumps(rec))
+            window = {}
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            tmp = out / "checkpoint.tmp"
+            state = {"model": module.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
+            torch.save({**state, "step": done, "segments": segments}, tmp)
+            tmp.replace(ckpt)
+            export(ema, done, segments)
+
+
+def replace_folder(tmp: Path, final: Path) -> Path:
+    """Atomically-enough move an exported folder over the previous export."""
+    if final.exists():
+        import shutil
+
+        shutil.rmtree(final)
+    tmp.replace(final)
+    return final

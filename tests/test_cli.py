@@ -1,0 +1,102 @@
+"""Every ``edit``, ``invert``, ``probe-layers`` and ``zoo`` subcommand end to end on the bundled data (fast
+settings), and the CLI's defaults against the config dataclasses they come from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from musicprobe.audio.io import load_audio
+from musicprobe.cli.main import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = str(ROOT / "data_samples" / "pop_piano.flac")
+TARGET_AUDIO = str(ROOT / "data_samples" / "targets")
+PROMPTS = ["--source-prompt", "a happy pop piece with piano playing the melody",
+           "--target-prompt", "a happy pop piece with flute playing the melody"]
+
+
+def _json(capsys) -> dict:
+    out = capsys.readouterr().out
+    return json.loads(out[out.index("{"):])
+
+
+def test_edit_musrec_writes_the_edit_and_a_report(tmp_path, capsys):
+    out = tmp_path / "edit.wav"
+    argv = ["edit", "musrec", SRC, *PROMPTS, "--steps", "4", "--inject-steps", "2", "--out", str(out),
+            "--report", str(tmp_path / "rep"), "--json"]
+    assert main(argv) == 0
+    summary = _json(capsys)
+    y, sr = load_audio(out, sr=None)
+    assert sr == 16000 == summary["sr"] and len(y) == 81920
+    assert summary["method"] == "musrec" and 0 <= summary["chroma"] <= 1
+    assert (tmp_path / "rep" / "report.html").exists() and (tmp_path / "rep" / "result.json").exists()
+
+
+def test_edit_musickv_without_layers_picks_the_vital_ones(tmp_path, capsys):
+    """The bug of the core issue: without --layers the CLI must probe (or use the shipped scores) and run."""
+    out = tmp_path / "kv.wav"
+    assert main(["edit", "musickv", SRC, *PROMPTS, "--steps", "4", "--k", "2", "--out", str(out), "--json"]) == 0
+    summary = _json(capsys)
+    assert len(summary["layers"]) == 2 and all(layer.endswith(".attn") for layer in summary["layers"])
+    assert out.stat().st_size > 10_000
+
+
+def test_edit_musickv_generated_path_and_explicit_layers(tmp_path, capsys):
+    out = tmp_path / "gen.wav"
+    argv = ["edit", "musickv", "--generate", "--seed", "3", *PROMPTS, "--layers", "single_blocks.0.attn",
+            "--steps", "3", "--curve", "constant", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    assert _json(capsys)["layers"] == ["single_blocks.0.attn"] and out.exists()
+
+
+def test_invert_reports_the_trace_and_writes_its_files(tmp_path, capsys):
+    argv = ["invert", SRC, "--prompt", "a happy pop piece with piano playing the melody", "--steps", "3",
+            "--out", str(tmp_path / "inv"), "--json"]
+    assert main(argv) == 0
+    summary = _json(capsys)
+    assert summary["solver"] == "rf-solver" and summary["nfe"] == 12 and summary["mel_mse"] > 0
+    for name in ("trace.json", "latents.npz", "reconstruction.wav", "drift.html"):
+        assert (tmp_path / "inv" / name).exists(), name
+    assert main(["invert", SRC, "--solver", "ddim", "--steps", "3"]) == 2
+    assert "euler, rf-solver" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["bypass", "patching"])
+def test_probe_layers_writes_scores(tmp_path, capsys, method):
+    out = tmp_path / "scores.json"
+    argv = ["probe-layers", "--method", method, "--seeds", "0", "--steps", "2", "--out", str(out),
+            "--html", str(tmp_path / "s.html")]
+    if method == "bypass":
+        argv += ["--prompts", "a happy pop piece with piano playing the melody"]
+    assert main(argv) == 0
+    scores = json.loads(out.read_text())
+    assert len(scores["points"]) == 8 and (tmp_path / "s.html").exists()
+    assert capsys.readouterr().out.count(".attn") == 8
+
+
+def test_zoo_list_names_every_model(capsys):
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mini-flux", "mini-clap", "mini-vocoder"):
+        assert f"{name}: installed" in out
+
+
+def test_cli_defaults_come_from_the_config_dataclasses():
+    from musicprobe.editors import MusicKVConfig, MusRecConfig, musickv_schedule
+
+    parser = build_parser()
+    mr = parser.parse_args(["edit", "musrec", "x.wav", "--source-prompt", "a", "--target-prompt", "b", "--out", "o"])
+    c = MusRecConfig()
+    assert (mr.inject, mr.inject_steps, mr.blocks, mr.tokens, mr.steps) == (
+        c.inject, c.inject_steps, c.blocks, c.tokens, c.steps)
+    assert (mr.source_guidance, mr.target_guidance, mr.alignment) == (
+        c.source_guidance, c.target_guidance, c.alignment)
+    assert mr.no_uncond_injection is (not c.inject_uncond)
+    mk = parser.parse_args(["edit", "musickv", "--source-prompt", "a", "--target-prompt", "b", "--out", "o"])
+    s, kc = musickv_schedule(), MusicKVConfig(layers=["x"])
+    assert (mk.curve, mk.strength, mk.start, mk.end, mk.inject, mk.tokens) == (
+        s.curve, s.strength, s.start, s.end, s.kind, s.tokens)
+    assert (mk.steps, mk.source_branch) == (kc.steps, kc.source_branch)
