@@ -39,3 +39,15 @@ def check_known(kind: str, name: str, known: Iterable[str]) -> str:
     if name not in known:
         raise UnknownNameError(kind, name, known)
     return name
+
+
+def check_fields(cls: type, d: dict) -> None:
+    """Refuse keys of ``d`` that are not fields of dataclass ``cls``, suggesting the closest field."""
+    known = list(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        hints = [
+            f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, known, 1)) else repr(u)
+            for u in unknown
+        ]
+        raise ConfigError(f"{cls.__name__}: unknown fields {', '.join(hints)}; known: {', '.join(known)}")

@@ -30,7 +30,7 @@ def test_edit_musrec_writes_the_edit_and_a_report(tmp_path, capsys):
     assert main(argv) == 0
     summary = _json(capsys)
     y, sr = load_audio(out, sr=None)
-    assert sr == 16000 == summary["sr"] and len(y) == 81920
+    assert sr == 16000 == summary["out_sr"] == summary["model_sr"] and len(y) == 80000  # the input's 5 s
     assert summary["method"] == "musrec" and 0 <= summary["chroma"] <= 1
     assert (tmp_path / "rep" / "report.html").exists() and (tmp_path / "rep" / "result.json").exists()
 

@@ -18,6 +18,7 @@ from musicprobe.errors import AudioError
 MIN_RATE, MAX_RATE = 4000, 192000
 SILENCE_PEAK = 1e-5
 MAX_CHANNELS = 8
+UNSCALED_PEAK = 4.0  # float samples beyond this are integer PCM passed without scaling
 
 
 def _check_rate(sr: int, name: str = "sample rate") -> int:
@@ -54,8 +55,10 @@ def validate_audio(
             y = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y)
         except Exception as exc:  # pragma: no cover - exotic inputs
             raise AudioError(f"{name}: expected a numpy array, got {type(y).__name__}") from exc
-    if not np.issubdtype(y.dtype, np.number):
-        raise AudioError(f"{name}: expected numeric samples, got dtype {y.dtype}")
+    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+        raise AudioError(f"{name}: expected real numeric samples, got dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.integer):
+        y = pcm_to_float(y)
     if y.ndim == 2 and y.shape[0] > MAX_CHANNELS and y.shape[1] <= MAX_CHANNELS:
         raise AudioError(
             f"{name}: shape {y.shape} looks like (samples, channels); musicprobe expects (channels, samples) — pass y.T"
@@ -71,6 +74,7 @@ def validate_audio(
     if not np.all(np.isfinite(y)):
         bad = int(np.size(y) - np.isfinite(y).sum())
         raise AudioError(f"{name}: contains {bad} NaN or infinite samples")
+
     dur = n / sr
     if dur < min_duration:
         raise AudioError(f"{name}: too short ({dur:.3f} s < {min_duration} s at {sr} Hz)")
@@ -79,6 +83,16 @@ def validate_audio(
     if not allow_silence and float(np.max(np.abs(y))) < SILENCE_PEAK:
         raise AudioError(f"{name}: is silent (peak below {SILENCE_PEAK:g})")
     return y
+
+
+def pcm_to_float(y: np.ndarray) -> np.ndarray:
+    """Integer PCM -> float32 in [-1, 1): signed ints divided by 2**(bits-1), unsigned 8-bit centred at 128."""
+    y = np.asarray(y)
+    if y.dtype == np.uint8:
+        return ((y.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    if not np.issubdtype(y.dtype, np.signedinteger):
+        raise AudioError(f"unsupported integer sample type {y.dtype}: use int16, int32 or uint8 PCM, or float32")
+    return (y.astype(np.float64) / float(2 ** (8 * y.dtype.itemsize - 1))).astype(np.float32)
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:
@@ -92,12 +106,19 @@ def to_mono(y: np.ndarray) -> np.ndarray:
 
 
 def mono_mix(y: np.ndarray, sr: int, *, name: str = "audio") -> np.ndarray:
-    """Validated mono float32 audio: stereo is averaged, and a mix that cancels (L = -R) is a clear error."""
+    """Validated mono float32 audio for a model: stereo is averaged, and a mix that cancels (L = -R) is a clear
+    error, as are float samples far outside [-1, 1] (integer PCM passed as floats)."""
     y = validate_audio(y, sr, name=name)
+    peak = float(np.max(np.abs(y)))
+    if peak > UNSCALED_PEAK:
+        raise AudioError(
+            f"{name}: float samples reach {peak:.4g}; audio must lie in [-1, 1] (integer PCM passed as floats? "
+            "divide int16 samples by 32768)"
+        )
     if y.ndim == 1:
         return y
     mix = to_mono(y)
-    if float(np.max(np.abs(mix))) < SILENCE_PEAK:
+    if float(np.max(np.abs(mix))) < max(SILENCE_PEAK, 1e-3 * float(np.max(np.abs(y)))):
         raise AudioError(f"{name}: the channels cancel in the mono mix (e.g. left = -right); pass one channel")
     return mix
 
@@ -164,25 +185,53 @@ def load_audio(
 ) -> tuple[np.ndarray, int]:
     """Read wav/flac/ogg with soundfile, mix down to mono, resample to ``sr`` (``None`` keeps the file's rate).
 
+    ``offset`` and ``duration`` (seconds) select a window: ``offset >= 0`` inside the file, ``duration > 0``.
+    A WAV file shorter than its header says (a truncated download or copy) is an error, not a shorter clip.
     Returns ``(y, sr)`` with ``y`` float32 ``(n,)`` (mono) or ``(channels, n)``.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
+    if not np.isfinite(offset) or offset < 0:
+        raise AudioError(f"{path.name}: offset must be >= 0 seconds, got {offset}")
+    if duration is not None and (not np.isfinite(duration) or duration <= 0):
+        raise AudioError(f"{path.name}: duration must be > 0 seconds, got {duration}")
+    _check_not_truncated(path)
     try:
         info = sf.info(str(path))
-        start = int(offset * info.samplerate)
-        stop = None if duration is None else start + int(duration * info.samplerate)
+        start = int(round(offset * info.samplerate))
+        if start >= info.frames:
+            raise AudioError(f"{path.name}: offset {offset} s is past the end of the file ({info.duration:.2f} s)")
+        stop = None if duration is None else start + int(round(duration * info.samplerate))
         data, file_sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise AudioError(f"cannot read {path}: {exc}") from exc
     y = data.T  # (channels, n)
-    y = to_mono(y) if mono else y
+    name = str(path.name)
+    if mono:
+        y = to_mono(y) if allow_silence else mono_mix(y, file_sr, name=name)
     if sr is not None and sr != file_sr:
         y = resample(y, file_sr, sr)
     out_sr = sr or file_sr
-    y = validate_audio(y, out_sr, name=str(path.name), allow_silence=allow_silence)
+    y = validate_audio(y, out_sr, name=name, allow_silence=allow_silence)
     return y, out_sr
+
+
+def _check_not_truncated(path: Path) -> None:
+    """A RIFF/WAVE file whose header promises more bytes than the file holds was cut short."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    declared = int.from_bytes(head[4:8], "little")
+    if declared in (0, 0xFFFFFFFF):  # streaming writers leave the size open
+        return
+    actual = path.stat().st_size
+    if actual < declared + 8:
+        raise AudioError(
+            f"{path.name} is truncated: its header declares {declared + 8} bytes but the file has {actual} "
+            f"({100 * actual / (declared + 8):.0f}%); re-copy or re-export it"
+        )
 
 
 def save_audio(path: str | Path, y: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:

@@ -23,7 +23,7 @@ GOALS = {
 }
 
 
-def _clips(n_heldout: int) -> list[tuple[str, np.ndarray, str | None]]:
+def _clips(n_heldout: int, data_samples: bool = True) -> list[tuple[str, np.ndarray, str | None]]:
     """(id, audio at 16 kHz trimmed to the codec length, lead instrument) for held-out clips + data samples."""
     from musicprobe.audio.io import trim_or_pad
     from musicprobe.data import list_samples, load_sample
@@ -36,13 +36,13 @@ def _clips(n_heldout: int) -> list[tuple[str, np.ndarray, str | None]]:
     for i in range(n_heldout):
         clip = make_clip(clip_seed(HELDOUT_SEED, i), duration=5.12)
         out.append((f"heldout{i}", trim_or_pad(clip.audio, n), clip.plan.instruments["melody"]))
-    for sid in list_samples():
+    for sid in list_samples() if data_samples else ():
         s = load_sample(sid)
         out.append((sid, trim_or_pad(s.audio, n), s.meta.get("instruments", {}).get("melody")))
     return out
 
 
-def vocoder_report(n_heldout: int = 64) -> dict:
+def vocoder_report(n_heldout: int = 64, data_samples: bool = True) -> dict:
     """Per-decoder means over the clips, the bundled samples separately, and the goals of the vocoder issue."""
     from musicprobe.metrics import chroma_similarity, cqt1_pcc
     from musicprobe.metrics.clap import zero_shot
@@ -50,7 +50,7 @@ def vocoder_report(n_heldout: int = 64) -> dict:
 
     mf, clap = load("mini-flux"), load("mini-clap")
     codec = mf.codec
-    clips = _clips(n_heldout)
+    clips = _clips(n_heldout, data_samples)
     rows: dict[str, list[dict]] = {"original": [], "griffin-lim": [], "vocoder": []}
     for cid, y, lead in clips:
         logmel = codec.log_mel(codec.encode(y, codec.config.sr))
@@ -72,7 +72,8 @@ def vocoder_report(n_heldout: int = 64) -> dict:
                 "lead_ok": _ok(zero_shot(clap, z, codec.config.sr, "lead")[0], lead),
             })
     out: dict = {"n_heldout": n_heldout, "n_samples": len(clips) - n_heldout}
-    for part, sel in (("heldout", slice(0, n_heldout)), ("data_samples", slice(n_heldout, None))):
+    parts = [("heldout", slice(0, n_heldout))] + ([("data_samples", slice(n_heldout, None))] if data_samples else [])
+    for part, sel in parts:
         out[part] = {dec: _mean(r[sel]) for dec, r in rows.items()}
     h = out["heldout"]
     ratios = {

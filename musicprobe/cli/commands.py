@@ -22,11 +22,47 @@ def load_flow_model(name: str):
     raise ConfigError(f"unknown model {name!r}: give a zoo name ({', '.join(MODELS)}) or a weights folder")
 
 
-def read_audio(path: str):
-    """``(audio, sr)`` at the file's own rate, mono (editors resample to their model's rate and say so)."""
+def read_audio(path: str, offset: float = 0.0, duration: float | None = None):
+    """``(audio, sr)`` at the file's own rate, mono (editors resample to their model's rate)."""
     from musicprobe.audio.io import load_audio
 
-    return load_audio(path, sr=None)
+    return load_audio(path, sr=None, offset=offset, duration=duration)
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def check_output(
+    path: str | None,
+    inputs: list[str | None],
+    *,
+    folder: bool = False,
+    what: str = "--out",
+    suffixes: tuple[str, ...] = AUDIO_SUFFIXES,
+) -> None:
+    """Refuse, before any work, an output that would overwrite an input, has the wrong extension, or cannot be
+    written (a read-only folder, a file where a folder must be)."""
+    import os
+
+    if path is None:
+        return
+    out = Path(path).expanduser().resolve()
+    for given in inputs:
+        if given and Path(given).expanduser().resolve() == out:
+            raise ConfigError(f"{what} {path} is the input file: choose another name (inputs are never overwritten)")
+    if not folder and out.suffix.lower() not in suffixes:
+        raise ConfigError(f"{what} {path}: give a file name ending in {', '.join(suffixes)}")
+    if folder and out.exists() and not out.is_dir():
+        raise ConfigError(f"{what} {path} exists and is not a folder")
+    if not folder and out.is_dir():
+        raise ConfigError(f"{what} {path} is a folder: give a file name")
+    parent = out if folder else out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{what} {path}: {parent} is a file, so nothing can be written below it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path}: the folder {parent} is not writable")
 
 
 def _print(summary: dict, as_json: bool) -> None:
@@ -36,10 +72,12 @@ def _print(summary: dict, as_json: bool) -> None:
 def run_invert(a: argparse.Namespace) -> dict:
     from musicprobe.inversion import reconstruct, solvers_for
 
+    check_output(a.out, [a.audio], folder=True)
     model = load_flow_model(a.model)
     if a.solver not in solvers_for(model):
         raise ConfigError(f"--solver {a.solver} does not apply to {a.model}; it takes {', '.join(solvers_for(model))}")
-    y, sr = read_audio(a.audio)
+    y, sr = read_audio(a.audio, a.offset, a.duration)
+    y = _fit_window(model, y, sr, a.audio)
     trace = reconstruct(model, y, a.prompt, sr=sr, solver=a.solver, steps=a.steps, guidance=a.guidance)
     summary = trace.summary()
     if a.out:
@@ -52,6 +90,19 @@ def run_invert(a: argparse.Namespace) -> dict:
     return summary
 
 
+def _fit_window(model, y, sr: int, name: str):
+    """Refuse audio longer than the model's window (naming it), as the editors do."""
+    from musicprobe.errors import AudioError
+
+    window = getattr(model, "n_samples", None)
+    if window is not None and len(y) / sr > window / model.sr + 0.01:
+        raise AudioError(
+            f"{name}: {len(y) / sr:.2f} s is longer than the {window / model.sr:.2f} s {type(model).__name__} "
+            "handles at once; choose a window with --offset and --duration"
+        )
+    return y
+
+
 def _blocks(text: str):
     if text in ("latter_half", "all"):
         return text
@@ -60,13 +111,26 @@ def _blocks(text: str):
 
 
 def run_edit(a: argparse.Namespace) -> dict:
-    from musicprobe.audio.io import save_audio
+    from musicprobe.audio.io import resample, save_audio
 
+    inputs = [getattr(a, "audio", None), getattr(a, "reference_audio", None), getattr(a, "scores", None)]
+    check_output(a.out, inputs)
+    check_output(getattr(a, "report", None), inputs, folder=True, what="--report")
+    in_sr = None
+    if getattr(a, "audio", None):
+        import soundfile as sf
+
+        try:
+            in_sr = sf.info(a.audio).samplerate
+        except Exception:  # unreadable files get their error from load_audio
+            in_sr = None
     if a.method == "musickv":
         res, extra = _edit_musickv(a)
     else:
         res, extra = _edit_musrec(a), {}
-    save_audio(a.out, res.edited, res.sr)
+    out_sr = res.sr if (a.out_sr == "model" or in_sr is None) else in_sr
+    save_audio(a.out, resample(res.edited, res.sr, out_sr), out_sr)
+    extra["out_sr"] = out_sr
     if getattr(a, "report", None):
         from musicprobe.report import HtmlReport
 
@@ -75,7 +139,7 @@ def run_edit(a: argparse.Namespace) -> dict:
         rep.audio("source", res.source, res.sr).audio("edited", res.edited, res.sr)
         rep.table({res.label: res.metrics}).figure(res.plot("mel"))
         rep.save(folder / "report.html")
-    summary = {"out": a.out, **extra, **res.summary(), "seconds": round(res.seconds, 2), "sr": res.sr}
+    summary = {"out": a.out, **extra, **res.summary(), "seconds": round(res.seconds, 2), "model_sr": res.sr}
     _print(summary, a.json)
     return summary
 
@@ -96,8 +160,8 @@ def _edit_musrec(a: argparse.Namespace):
         alignment=a.alignment,
     )
     editor = MusRec(model, cfg)
-    y, sr = read_audio(a.audio)
-    ref = read_audio(a.reference_audio) if a.reference_audio else None
+    y, sr = read_audio(a.audio, a.offset, a.duration)
+    ref = read_audio(a.reference_audio, a.offset, a.duration) if a.reference_audio else None
     if ref is not None and ref[1] != sr:
         from musicprobe.audio.io import resample
 
@@ -131,7 +195,7 @@ def _edit_musickv(a: argparse.Namespace):
         return editor.edit_generated(a.source_prompt, a.target_prompt, seed=a.seed), {"layers": layers}
     if not a.audio:
         raise ConfigError("give the source audio, or --generate to edit a generated clip")
-    y, sr = read_audio(a.audio)
+    y, sr = read_audio(a.audio, a.offset, a.duration)
     return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr), {"layers": layers}
 
 
@@ -152,10 +216,15 @@ def run_probe_layers(a: argparse.Namespace) -> None:
     from musicprobe.probing import patch_layers, probe_layers
     from musicprobe.zoo import load
 
-    model = load_flow_model(a.model)
-    seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
+    try:
+        seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds: give integers separated by commas, e.g. --seeds 0,1 (got {a.seeds!r})") from None
     if not seeds:
         raise ConfigError("--seeds: give at least one seed, e.g. --seeds 0,1")
+    check_output(a.out, [], suffixes=(".json",))
+    check_output(a.html, [], what="--html", suffixes=(".html",))
+    model = load_flow_model(a.model)
     probe = probe_layers if a.method == "bypass" else patch_layers
     kw = {"prompts": probe_prompts(a.prompts)} if a.method == "bypass" and a.prompts else {}
     scores = probe(model, load("mini-clap"), seeds=seeds, target=a.target, steps=a.steps, progress=True, **kw)

@@ -35,7 +35,7 @@ def _cmd_synth(a: argparse.Namespace) -> None:
 def _cmd_metrics(a: argparse.Namespace) -> None:
     from musicprobe.metrics.suite import evaluate_files, format_table
 
-    result = evaluate_files(a.source, a.edit, a.reference)
+    result = evaluate_files(a.source, a.edit, a.reference, allow_length_mismatch=a.allow_length_mismatch)
     if a.json:
         print(json.dumps(result, indent=1))
     else:
@@ -100,6 +100,17 @@ def _cmd_zoo(a: argparse.Namespace) -> None:
     run_zoo(a)
 
 
+def _window_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offset", type=float, default=0.0, help="start of the window to use, in seconds")
+    p.add_argument("--duration", type=float, default=None, help="length of the window, in seconds (default: to the "
+                   "end; the mini models take at most 5.12 s)")
+
+
+def _out_sr_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out-sr", default="input", choices=["input", "model"],
+                   help="write the edit at the input file's rate (default, resampled from the model's) or the model's")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser; every editor option's default is read from its config dataclass (one set of defaults)."""
     from musicprobe.editors import MusicKVConfig, MusRecConfig, musickv_schedule
@@ -131,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("edit")
     m.add_argument("--reference", help="the true target, if known")
     m.add_argument("--json", action="store_true")
+    m.add_argument("--allow-length-mismatch", action="store_true",
+                   help="compare the shared part of clips of different lengths (refused by default)")
     m.set_defaults(func=_cmd_metrics)
 
     b = sub.add_parser("bench", help="benchmarks (speed, memory, quality)")
@@ -152,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--guidance", type=float, default=1.0)
     inv.add_argument("--model", default="mini-flux", help="zoo name or a mini-flux weights folder")
     inv.add_argument("--out", help="folder for the trace, reconstruction.wav and drift.html")
+    _window_options(inv)
     inv.add_argument("--json", action="store_true")
     inv.set_defaults(func=_cmd_invert)
 
@@ -174,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--alignment", default=MR.alignment, choices=["reference", "same_time"])
     mr.add_argument("--reference-audio", help="the true target, if known (adds similarity-to-target metrics)")
     mr.add_argument("--model", default="mini-flux")
-    mr.add_argument("--out", required=True, help="output wav")
+    mr.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
+    _window_options(mr)
+    _out_sr_option(mr)
     mr.add_argument("--report", help="folder for an HTML report and the result files")
     mr.add_argument("--json", action="store_true")
     mr.set_defaults(func=_cmd_edit)
@@ -198,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--generate", action="store_true", help="generated-audio path: source generated from --seed")
     mk.add_argument("--seed", type=int, default=0)
     mk.add_argument("--model", default="mini-flux")
-    mk.add_argument("--out", required=True, help="output wav")
+    mk.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
+    _window_options(mk)
+    _out_sr_option(mk)
     mk.add_argument("--json", action="store_true")
     mk.set_defaults(func=_cmd_edit)
 
@@ -236,13 +254,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"musicprobe: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a user's mistake prints one line (``musicprobe: error: ...``) and returns 2."""
+    import warnings
+
     args = build_parser().parse_args(argv)
+    saved = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.filterwarnings("ignore", module="librosa")
+            args.func(args)
     except MusicProbeError as exc:
         print(f"musicprobe: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = saved
     return 0
 
 

@@ -22,9 +22,20 @@ import torch
 
 from musicprobe.editors.config import EditConfig
 from musicprobe.editors.result import EditResult, edit_metrics
-from musicprobe.errors import ConfigError
+from musicprobe.errors import AudioError, ConfigError
 from musicprobe.hooks import Probe
 from musicprobe.inversion import Sampler
+
+MIN_SECONDS = 0.5
+
+
+def check_prompt(prompt: str, what: str) -> str:
+    """A prompt an editor can use: a non-empty string (the model warns about truncation and unknown words)."""
+    if not isinstance(prompt, str):
+        raise ConfigError(f"{what} must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise ConfigError(f"{what} is empty: describe the music (e.g. 'a calm jazz piece with piano')")
+    return prompt
 
 
 def resolve_clap(clap: Any) -> Any:
@@ -94,6 +105,8 @@ class Editor:
         ``reference`` (the true target, same rate) adds similarity-to-target metrics.
         """
         t0 = time.perf_counter()
+        check_prompt(source_prompt, "the source prompt")
+        check_prompt(target_prompt, "the target prompt")
         ref = self.prepare(reference, sr, what="reference") if reference is not None else None
         src = self.record_source(audio, source_prompt, sr=sr, config=config, progress=progress)
         res = self.edit_from(src, target_prompt, config=config, reference=ref, label=label, progress=progress)
@@ -101,12 +114,27 @@ class Editor:
         return res
 
     def prepare(self, audio: np.ndarray, sr: int, what: str = "source") -> np.ndarray:
-        """Audio at the model's rate, mono, float32 (resampled; checked for NaN, silence, shape)."""
+        """Audio at the model's rate, mono, float32: resampled, checked for NaN, silence, shape and length.
+
+        A model with a fixed window (``model.n_samples``, 5.12 s for the mini models) edits at most that much:
+        longer audio is refused with the limit named (cut a window first), audio shorter than
+        :data:`MIN_SECONDS` is refused, and shorter audio is padded for the model and the edit trimmed back.
+        """
         from musicprobe.audio.io import mono_mix, resample
 
         if sr is None:
             raise ConfigError(f"give the {what} audio's sample rate (sr=...)")
-        return resample(mono_mix(audio, int(sr), name=what), int(sr), self.model.sr)
+        y = resample(mono_mix(audio, int(sr), name=what), int(sr), self.model.sr)
+        dur = len(y) / self.model.sr
+        window = getattr(self.model, "n_samples", None)
+        if window is not None and len(y) > window + self.model.sr // 100:  # 10 ms of slack for resampling
+            raise AudioError(
+                f"{what}: {dur:.2f} s is longer than the {window / self.model.sr:.2f} s the model edits at once; "
+                "cut a window first (load_audio(path, offset=..., duration=...), or --offset / --duration)"
+            )
+        if dur < MIN_SECONDS:
+            raise AudioError(f"{what}: {dur:.2f} s is too short to edit (at least {MIN_SECONDS} s)")
+        return y[:window] if window is not None else y
 
     def sampler(self, config: EditConfig, guidance: float | None = None) -> Sampler:
         """The sampler of ``config`` (source guidance unless ``guidance`` is given)."""
@@ -130,9 +158,11 @@ class Editor:
         attention: dict | None = None,
         **extra: Any,
     ) -> EditResult:
-        """Decode ``latent``, measure it against the source (and the true target) and build the result."""
+        """Decode ``latent``, trim it to the source's length, measure it against the source (and the true target)
+        and build the result."""
         edited = self.model.decode(latent)
-        src = np.asarray(source_audio, dtype=np.float32)[: len(edited)]
+        n = min(len(edited), len(source_audio))
+        edited, src = edited[:n], np.asarray(source_audio, dtype=np.float32)[:n]
         metrics = edit_metrics(src, edited, self.model.sr, target_prompt, source_prompt, reference, self.clap)
         return EditResult(
             method=self.method,

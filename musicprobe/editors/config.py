@@ -8,13 +8,12 @@ are refused. :class:`EditConfig` holds what every editor shares (steps, solver, 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from musicprobe.errors import ConfigError, check_known
+from musicprobe.errors import ConfigError, check_fields, check_known
 
 C = TypeVar("C", bound="JsonConfig")
 
@@ -27,14 +26,7 @@ def _default_of(f: dataclasses.Field) -> Any:
     return None
 
 
-def check_keys(cls: type, d: dict) -> None:
-    """Refuse keys that are not fields of dataclass ``cls``, suggesting the closest field."""
-    known = list(cls.__dataclass_fields__)  # type: ignore[attr-defined]
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, known, 1)) else repr(u)
-                 for u in unknown]
-        raise ConfigError(f"{cls.__name__}: unknown fields {', '.join(hints)}; known: {', '.join(known)}")
+check_keys = check_fields  # the editors' name for it
 
 
 def check_finite(obj: Any) -> None:

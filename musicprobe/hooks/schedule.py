@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-from musicprobe.errors import ConfigError
+from musicprobe.errors import ConfigError, check_fields
 
 CURVES = ("constant", "window", "ramp", "ramp_down", "cosine", "custom")
 KINDS = ("k", "v", "kv")
@@ -102,9 +102,7 @@ class ScheduleSpec:
 
     @classmethod
     def from_dict(cls, d: dict):
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+        check_fields(cls, d)
         return cls(**d)
 
     def for_layers(self, layers: list[str], n_steps: int) -> InjectionSchedule:

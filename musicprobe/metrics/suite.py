@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from musicprobe.audio.io import load_audio, validate_audio
+from musicprobe.errors import AudioError
 from musicprobe.metrics.harmony import chord_accuracy, chord_agreement, recognize_chords
 from musicprobe.metrics.pitch import chroma_similarity, cqt1_pcc, melody_accuracy
 from musicprobe.metrics.rhythm import dynamics_correlation, onset_f1, rhythm_f1
@@ -42,6 +43,22 @@ def notes_from_metadata(meta: dict, tracks: Sequence[str] | None = None) -> list
     ]
 
 
+LENGTH_SLACK_S = 0.1  # lengths may differ by this much (or 1 %) before a comparison is refused
+
+
+def check_lengths(a: np.ndarray, b: np.ndarray, sr: int, names: tuple[str, str] = ("source", "edit")) -> int:
+    """The shared length of two clips, refusing clips whose lengths differ by more than 0.1 s or 1 %: comparing
+    only their shared part would score a 0.2 s "edit" of a 5 s source as identical."""
+    n, m = a.shape[-1], b.shape[-1]
+    if abs(n - m) > max(LENGTH_SLACK_S * sr, 0.01 * max(n, m)):
+        raise AudioError(
+            f"the {names[0]} lasts {n / sr:.2f} s and the {names[1]} {m / sr:.2f} s: metrics compare clips of the "
+            "same length (trim them, or pass allow_length_mismatch=True / --allow-length-mismatch to compare the "
+            "shared part)"
+        )
+    return min(n, m)
+
+
 def compare(
     source: np.ndarray,
     edited: np.ndarray,
@@ -49,13 +66,20 @@ def compare(
     *,
     source_notes: Sequence | None = None,
     edited_notes: Sequence | None = None,
+    allow_length_mismatch: bool = False,
 ) -> OrderedDict:
     """Preservation metrics of ``edited`` against ``source`` (1.0 = identical for every metric).
 
-    Ground-truth notes, when given, replace the transcription for the note statistics (PCH, IOI).
+    Ground-truth notes, when given, replace the transcription for the note statistics (PCH, IOI). Clips of
+    different lengths are refused (:func:`check_lengths`) unless ``allow_length_mismatch``: then the shared part
+    is compared.
     """
     source = validate_audio(source, sr, name="source", mono=True)
     edited = validate_audio(edited, sr, name="edit", mono=True)
+    if not allow_length_mismatch:
+        check_lengths(source, edited, sr)
+    n = min(len(source), len(edited))
+    source, edited = source[:n], edited[:n]
     sn = source_notes if source_notes is not None else transcribe(source, sr)
     en = edited_notes if edited_notes is not None else transcribe(edited, sr)
     out: OrderedDict[str, float] = OrderedDict()
@@ -89,19 +113,28 @@ def _sidecar(path: Path) -> dict | None:
 
 
 def evaluate_files(
-    source: str | Path, edited: str | Path, reference: str | Path | None = None, sr: int = 16000
+    source: str | Path,
+    edited: str | Path,
+    reference: str | Path | None = None,
+    sr: int = 16000,
+    allow_length_mismatch: bool = False,
 ) -> dict:
-    """Metrics for files; a JSON sidecar with ground-truth notes (as ``musicprobe synth`` writes) is used if present."""
+    """Metrics for files; a JSON sidecar with ground-truth notes (as ``musicprobe synth`` writes) is used if present.
+
+    Files of different lengths are refused unless ``allow_length_mismatch`` (then the shared part is compared and
+    ``compared_seconds`` says how much).
+    """
     source, edited = Path(source), Path(edited)
     a, _ = load_audio(source, sr)
     b, _ = load_audio(edited, sr)
-    n = min(a.size, b.size)
+    n = min(a.size, b.size) if allow_length_mismatch else check_lengths(a, b, sr)
     ms, me = _sidecar(source), _sidecar(edited)
     result: dict = {
         "source": str(source),
         "edit": str(edited),
         "sr": sr,
         "notes": "ground truth" if ms and me else "transcribed",
+        "compared_seconds": round(n / sr, 3),
         "edit_vs_source": dict(
             compare(
                 a[:n],
@@ -115,7 +148,7 @@ def evaluate_files(
     if reference is not None:
         reference = Path(reference)
         r, _ = load_audio(reference, sr)
-        m = min(r.size, b.size)
+        m = min(r.size, b.size) if allow_length_mismatch else check_lengths(r, b, sr, ("reference", "edit"))
         mr = _sidecar(reference)
         result["reference"] = str(reference)
         result["edit_vs_reference"] = dict(

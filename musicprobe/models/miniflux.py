@@ -21,7 +21,7 @@ import torch
 
 from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig, MelCodec
-from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates, encode_text
+from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates, check_prompt_tokens, encode_text
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,11 @@ class MiniFlux:
     def n_tokens(self) -> int:
         return self.config.codec.n_tokens
 
+    @property
+    def n_samples(self) -> int:
+        """The window the model generates and edits at once (samples at ``sr``)."""
+        return self.config.codec.n_samples
+
     def encode(self, audio: np.ndarray, sr: int) -> torch.Tensor:
         """Audio at rate ``sr`` -> latent tokens ``(1, n_tokens, token_dim)`` (standardised log-mel)."""
         return self.codec.encode(audio, sr)
@@ -123,6 +128,8 @@ class MiniFlux:
         """MiniLM states of ``prompts`` (cached per prompt)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        for p in missing:
+            check_prompt_tokens(p, self.config.max_text_tokens)
         if missing:
             enc = encode_text(missing, self.config.max_text_tokens)
             for i, p in enumerate(missing):

@@ -71,3 +71,29 @@ def encode_text(prompts: list[str] | str, max_tokens: int = MAX_TOKENS, batch_si
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
         parts.append(TextStates(hidden * mask[..., None], mask, pooled))
     return TextStates.cat(parts)
+
+
+class PromptWarning(UserWarning):
+    """A prompt the text encoder will not read as written (cut to its token limit, or with unknown words)."""
+
+
+def check_prompt_tokens(prompt: str, max_tokens: int = MAX_TOKENS) -> dict:
+    """Tokenise ``prompt`` as the encoder will and warn (:class:`PromptWarning`) when it is cut to ``max_tokens``
+    or has words the vocabulary does not know. Returns ``{"tokens", "kept", "unknown"}``."""
+    import warnings
+
+    tok, _ = _load()
+    ids = tok(prompt, truncation=False)["input_ids"]
+    unknown = sorted({w for w in prompt.split() if tok.unk_token_id in tok(w, add_special_tokens=False)["input_ids"]})
+    info = {"tokens": len(ids), "kept": min(len(ids), max_tokens), "unknown": unknown}
+    if len(ids) > max_tokens:
+        kept = tok.decode(ids[1 : max_tokens - 1])
+        warnings.warn(
+            f"prompt has {len(ids)} tokens; the text encoder keeps the first {max_tokens}: {kept!r}",
+            PromptWarning,
+            stacklevel=3,
+        )
+    if unknown:
+        warnings.warn(f"prompt words unknown to the text encoder (read as [UNK]): {', '.join(unknown)}",
+                      PromptWarning, stacklevel=3)
+    return info

@@ -144,7 +144,7 @@ class MiniVocoder:
         save_file(state, str(folder / "model.safetensors"))
         cfg = self.config.to_dict()
         cfg.pop("meta", None)
-        (folder / "config.json").write_text(json.dumps({"model": cfg, **self.meta}, indent=2))
+        (folder / "config.json").write_text(json.dumps({"config": cfg, **self.meta}, indent=2))
         return folder
 
     @classmethod
@@ -153,7 +153,7 @@ class MiniVocoder:
 
         folder = Path(folder)
         d = json.loads((folder / "config.json").read_text())
-        net = VocosNet(VocoderConfig.from_dict(d.pop("model")))
+        net = VocosNet(VocoderConfig.from_dict(d.pop("config") if "config" in d else d.pop("model")))
         state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
         net.load_state_dict(state)
         return cls(net, meta=d)
