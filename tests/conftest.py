@@ -44,3 +44,12 @@ def make_tiny_clap():
     torch.manual_seed(0)
     cfg = MiniClapConfig(dim=32, channels=(16, 16), codec=CodecConfig(**TINY_CODEC_KW))
     return MiniClap(MiniClapNet(cfg), cfg)
+
+
+def make_tiny_ldm(seed: int = 0):
+    """A random-init mini-LDM on 1 s clips (latent 16 x 16 x 16), small enough for fast editor tests."""
+    from musicprobe.models.codec import CodecConfig
+    from musicprobe.models.minildm import MiniLDM, MiniLDMConfig, build_unet
+
+    cfg = MiniLDMConfig(block_out_channels=(16, 32), attention_heads=2, codec=CodecConfig(**TINY_CODEC_KW))
+    return MiniLDM(build_unet(cfg, seed=seed), cfg)

@@ -26,8 +26,8 @@ def clap():
 
 
 def test_weights_ship_with_provenance():
-    assert available() == {"mini-flux": True, "mini-clap": True, "mini-vocoder": True}
-    for name in ("mini-flux", "mini-clap", "mini-vocoder"):
+    assert available() == {"mini-flux": True, "mini-ldm": True, "mini-clap": True, "mini-vocoder": True}
+    for name in ("mini-flux", "mini-ldm", "mini-clap", "mini-vocoder"):
         folder = WEIGHTS / name
         assert (folder / "model.safetensors").stat().st_size <= 40 * 2**20
         meta = json.loads((folder / "config.json").read_text())

@@ -16,8 +16,9 @@ from musicprobe.zoo.corpus import HELDOUT_SEED, clip_seed
 KEYS = ("chroma", "cqt1_pcc", "clap_target", "clap_source", "chroma_ref", "cqt1_pcc_ref", "mel_dist_ref")
 
 
-def heldout_pairs(n: int, seed: int = HELDOUT_SEED + 1):
-    """``n`` instrument edits of held-out clips (drawn from a seed disjoint from training)."""
+def heldout_pairs(n: int, seed: int = HELDOUT_SEED + 1, kinds: tuple[str, ...] = ("instrument",)):
+    """``n`` edits of held-out clips (drawn from a seed disjoint from training), cycling through ``kinds``
+    (instrument, genre, mood); each pair's target is the same score re-rendered with the change."""
     from musicprobe.synth import make_clip, random_edit
 
     rng = np.random.default_rng(seed)
@@ -26,7 +27,7 @@ def heldout_pairs(n: int, seed: int = HELDOUT_SEED + 1):
     while len(pairs) < n:
         clip = make_clip(clip_seed(seed, i), duration=5.12)
         i += 1
-        pairs.append(random_edit(clip, "instrument", rng))
+        pairs.append(random_edit(clip, kinds[len(pairs) % len(kinds)], rng))
     return pairs
 
 

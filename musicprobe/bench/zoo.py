@@ -73,8 +73,8 @@ def nn_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 64) -> np.nd
     return torch.cat(out).numpy()
 
 
-def flux_quality(
-    mf,
+def generation_quality(
+    model,
     clap,
     train: MelCorpus,
     held: MelCorpus,
@@ -83,19 +83,20 @@ def flux_quality(
     guidance: float = 4.0,
     decode: bool = True,
 ) -> dict[str, float]:
+    """Adherence and novelty of ``n_gen`` generated clips of a zoo model (mini-flux: Euler, mini-LDM: DDIM)."""
     grid = prompt_grid(n_gen)
     t0 = time.perf_counter()
-    lat = generate_latents(mf, [g[0] for g in grid], list(range(len(grid))), steps=steps, guidance=guidance)
+    lat = generate_latents(model, [g[0] for g in grid], list(range(len(grid))), steps=steps, guidance=guidance)
     gen_secs = (time.perf_counter() - t0) / len(grid)
-    mels = mf.codec.tokens_to_mel(lat).numpy()
-    # decode=True is the honest setting: score the audio a user hears (Griffin-Lim), re-analysed by mini-CLAP
-    emb = clap.embed_audio([mf.decode(x[None]) for x in lat], mf.sr) if decode else clap.embed_mel(mels)
+    c = model.config.codec
+    mels = (np.stack([model.log_mel(x[None]) for x in lat]) - c.mel_mean) / c.mel_std
+    # decode=True is the honest setting: score the audio a user hears, re-analysed by mini-CLAP
+    emb = clap.embed_audio([model.decode(x[None]) for x in lat], model.sr) if decode else clap.embed_mel(mels)
     out = {"n_generated": len(grid), "gen_seconds_per_clip": gen_secs}
     for field, k in (("lead", 1), ("genre", 2)):
         values, cls = class_embeddings(clap, field)
         pred = np.array(values)[(emb @ cls.T).argmax(-1).numpy()]
         out[f"adherence_{field}"] = float(np.mean(pred == np.array([g[k] for g in grid])))
-    c = mf.config.codec
     bank = (train.mels.astype(np.float32) - c.mel_mean) / c.mel_std
     held_m = (held.mels[: len(grid)].astype(np.float32) - c.mel_mean) / c.mel_std
     d_gen, d_held = nn_distance(mels, bank), nn_distance(held_m, bank)
@@ -105,39 +106,53 @@ def flux_quality(
     return out
 
 
-def inversion_quality(mf, held: MelCorpus, n: int = 8, budgets: tuple[int, ...] = (10, 20, 50)) -> dict:
-    from musicprobe.inversion import reconstruct
+def inversion_quality(model, held: MelCorpus, n: int = 8, budgets: tuple[int, ...] = (10, 20, 50)) -> dict:
+    """Reconstruction log-mel MSE of held-out clips. Flow models: Euler vs RF-Solver at equal model evaluations
+    (``budgets`` per direction); epsilon models: DDIM at ``budgets`` steps."""
+    from musicprobe.inversion import reconstruct, solvers_for
 
-    c = mf.config.codec
+    c = model.config.codec
+    flow = "euler" in solvers_for(model)
+    solvers = (("euler", 1), ("rf-solver", 2)) if flow else (("ddim", 1),)
     rows = []
     for i in range(n):
-        x0 = mf.codec.mel_to_tokens((held.mels[i].astype(np.float32) - c.mel_mean) / c.mel_std)[None]
+        mel = (held.mels[i].astype(np.float32) - c.mel_mean) / c.mel_std
+        x0 = model.codec.mel_to_tokens(mel)[None] if flow else model.mel_to_latent(mel)[None]
         prompt = held.captions[i][0]
         for nfe in budgets:
-            for solver, per in (("euler", 1), ("rf-solver", 2)):
-                tr = reconstruct(mf, latent=x0, prompt=prompt, solver=solver, steps=nfe // per)
+            for solver, per in solvers:
+                tr = reconstruct(model, latent=x0, prompt=prompt, solver=solver, steps=nfe // per)
                 rows.append({"clip": i, "solver": solver, "nfe": nfe, "mel_mse": tr.metrics["mel_mse"]})
     out: dict = {"rows": rows}
     for nfe in budgets:
-        e = np.mean([r["mel_mse"] for r in rows if r["nfe"] == nfe and r["solver"] == "euler"])
-        r = np.mean([r["mel_mse"] for r in rows if r["nfe"] == nfe and r["solver"] == "rf-solver"])
-        out[f"nfe{nfe}"] = {"euler_mel_mse": float(e), "rf_solver_mel_mse": float(r), "ratio": float(r / e)}
-    out["rf_over_euler_mel_mse"] = max(out[f"nfe{n}"]["ratio"] for n in budgets)
+        means = {s: float(np.mean([r["mel_mse"] for r in rows if r["nfe"] == nfe and r["solver"] == s]))
+                 for s, _ in solvers}
+        out[f"nfe{nfe}"] = {f"{s.replace('-', '_')}_mel_mse": v for s, v in means.items()}
+        if flow:
+            out[f"nfe{nfe}"]["ratio"] = means["rf-solver"] / means["euler"]
+    if flow:
+        out["rf_over_euler_mel_mse"] = max(out[f"nfe{n}"]["ratio"] for n in budgets)
     return out
 
 
 def zoo_report(n_gen: int = 64, n_heldout: int = 256, n_inversion: int = 8, quick: bool = False) -> dict:
     """Everything above with pass/fail against :data:`BARS`."""
-    from musicprobe.zoo import load
+    from musicprobe.zoo import available, load
     from musicprobe.zoo.corpus import TRAIN_SEED, cached_corpus
     from musicprobe.zoo.recipes import heldout
 
     mf, clap = load("mini-flux"), load("mini-clap")
     held = heldout(n_heldout)
     train = cached_corpus(mf.meta.get("corpus_clips", 2400), mf.meta.get("corpus_seed", TRAIN_SEED), workers=2)
-    res: dict = {"mini-clap": clap_quality(clap, held)}
-    res["mini-flux"] = flux_quality(mf, clap, train, held, n_gen=n_gen)
-    res["inversion"] = inversion_quality(mf, held, n=n_inversion, budgets=(10, 20) if quick else (10, 20, 50))
+    budgets = (10, 20) if quick else (10, 20, 50)
+    res: dict = {"mini-clap": clap_quality(clap, held), "models": {"mini-flux": mf.meta, "mini-clap": clap.meta}}
+    res["mini-flux"] = generation_quality(mf, clap, train, held, n_gen=n_gen)
+    res["inversion"] = inversion_quality(mf, held, n=n_inversion, budgets=budgets)
+    if available().get("mini-ldm"):
+        ldm = load("mini-ldm")
+        res["mini-ldm"] = generation_quality(ldm, clap, train, held, n_gen=n_gen, steps=50)
+        res["mini-ldm"]["ddim_inversion"] = inversion_quality(ldm, held, n=n_inversion, budgets=budgets)
+        res["models"]["mini-ldm"] = ldm.meta
     flat = {**res["mini-clap"], **res["mini-flux"], "rf_over_euler_mel_mse": res["inversion"]["rf_over_euler_mel_mse"]}
     res["bars"] = {
         k: {
@@ -152,5 +167,8 @@ def zoo_report(n_gen: int = 64, n_heldout: int = 256, n_inversion: int = 8, quic
         "bar": round(flat["nn_dist_heldout_median"], 4),
         "pass": flat["nn_dist_generated_median"] >= flat["nn_dist_heldout_median"],
     }
-    res["models"] = {"mini-flux": mf.meta, "mini-clap": clap.meta}
+    for name, bar in (("adherence_lead", 0.80), ("adherence_genre", 0.70)):
+        if "mini-ldm" in res:
+            v = res["mini-ldm"][name]
+            res["bars"][f"mini-ldm {name}"] = {"value": round(v, 4), "bar": bar, "pass": v >= bar}
     return res

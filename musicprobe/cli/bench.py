@@ -156,6 +156,13 @@ def bench_vocoder(n: int = 64, quick: bool = False) -> dict:
     return vocoder_report(n_heldout=8 if quick else n)
 
 
+def bench_steermusic(n: int = 16, quick: bool = False) -> dict:
+    """SDEdit, DDIM, ZETA and SteerMusic on mini-LDM (see musicprobe.bench.steermusic)."""
+    from musicprobe.bench.steermusic import steermusic_comparison
+
+    return steermusic_comparison(n_pairs=2 if quick else n, quick=quick)
+
+
 BENCHES = {
     "synth": bench_synth,
     "metrics": bench_metrics,
@@ -165,9 +172,12 @@ BENCHES = {
     "musrec": bench_musrec,
     "musickv": bench_musickv,
     "vocoder": bench_vocoder,
+    "steermusic": bench_steermusic,
 }
 
 
 def run_bench(name: str, **kw) -> dict:
+    from musicprobe.editors.base import provenance
+
     check_known("benchmark", name, BENCHES)
-    return {"bench": name, **BENCHES[name](**kw)}
+    return {"bench": name, "provenance": provenance(**kw), **BENCHES[name](**kw)}

@@ -9,17 +9,37 @@ from pathlib import Path
 from musicprobe.errors import ConfigError
 
 
-def load_flow_model(name: str):
-    """A zoo name (``mini-flux``) or a folder with mini-flux weights."""
+def _eps_editors() -> dict:
+    from musicprobe.editors import ZETA, DDIMEdit, SDEdit, SteerMusic
+
+    return {
+        "sdedit": (SDEdit, "SDEdit: noise the source to a strength, denoise under the target prompt (epsilon models)"),
+        "ddim": (DDIMEdit, "DDIM inversion under the source prompt, regeneration under the target (epsilon models)"),
+        "zeta": (ZETA, "ZETA: edit-friendly DDPM inversion, regeneration with the stored noise (epsilon models)"),
+        "steermusic": (SteerMusic, "SteerMusic: Delta Denoising Score in the latent (epsilon models)"),
+    }
+
+
+EPS_EDITORS = _eps_editors()
+
+
+def load_model(name: str, family: str = "flow"):
+    """A zoo name or a folder with mini-flux (``family="flow"``) or mini-LDM (``"eps"``) weights."""
     from musicprobe.zoo import MODELS, load
 
     if name in MODELS:
         return load(name)
     if Path(name).is_dir():
         from musicprobe.models.miniflux import MiniFlux
+        from musicprobe.models.minildm import MiniLDM
 
-        return MiniFlux.load(name)
+        return (MiniFlux if family == "flow" else MiniLDM).load(name)
     raise ConfigError(f"unknown model {name!r}: give a zoo name ({', '.join(MODELS)}) or a weights folder")
+
+
+def load_flow_model(name: str):
+    """A zoo name (``mini-flux``) or a folder with mini-flux weights."""
+    return load_model(name, "flow")
 
 
 def read_audio(path: str, offset: float = 0.0, duration: float | None = None):
@@ -126,6 +146,8 @@ def run_edit(a: argparse.Namespace) -> dict:
             in_sr = None
     if a.method == "musickv":
         res, extra = _edit_musickv(a)
+    elif a.method in EPS_EDITORS:
+        res, extra = _edit_eps(a), {}
     else:
         res, extra = _edit_musrec(a), {}
     out_sr = res.sr if (a.out_sr == "model" or in_sr is None) else in_sr
@@ -160,13 +182,29 @@ def _edit_musrec(a: argparse.Namespace):
         alignment=a.alignment,
     )
     editor = MusRec(model, cfg)
-    y, sr = read_audio(a.audio, a.offset, a.duration)
-    ref = read_audio(a.reference_audio, a.offset, a.duration) if a.reference_audio else None
-    if ref is not None and ref[1] != sr:
-        from musicprobe.audio.io import resample
+    y, sr, ref = _read_pair(a)
+    return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr, reference=ref)
 
-        ref = (resample(ref[0], ref[1], sr), sr)
-    return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr, reference=None if ref is None else ref[0])
+
+def _read_pair(a: argparse.Namespace):
+    """The source audio and, if given, the true target at the source's rate."""
+    y, sr = read_audio(a.audio, a.offset, a.duration)
+    if not getattr(a, "reference_audio", None):
+        return y, sr, None
+    from musicprobe.audio.io import resample
+
+    ref, ref_sr = read_audio(a.reference_audio, a.offset, a.duration)
+    return y, sr, resample(ref, ref_sr, sr)
+
+
+def _edit_eps(a: argparse.Namespace):
+    from musicprobe.cli.options import config_from_args
+
+    editor_cls = EPS_EDITORS[a.method][0]
+    cfg = config_from_args(editor_cls.config_class, a)
+    editor = editor_cls(load_model(a.model, "eps"), cfg)
+    y, sr, ref = _read_pair(a)
+    return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr, reference=ref)
 
 
 def _edit_musickv(a: argparse.Namespace):

@@ -26,7 +26,7 @@ def _bar(total: int, desc: str):
 def run_demo(out: str | Path = "demo_output", *, fast: bool = False, pair_index: int = 0) -> dict:
     """Edit the bundled piano clip into flute with MusRec (no injection / K / V / K+V) and write ``report.html``,
     the wavs and ``metrics.json`` under ``out``."""
-    from musicprobe.editors import MusRec, MusRecConfig, edit_metrics
+    from musicprobe.editors import MusRec, MusRecConfig, edit_metrics, provenance
     from musicprobe.inversion import reconstruct
     from musicprobe.zoo import load
 
@@ -80,7 +80,7 @@ def run_demo(out: str | Path = "demo_output", *, fast: bool = False, pair_index:
     report.text(
         "chroma / cqt1_pcc: preservation of the source's harmony and melody (higher = closer to the source). "
         "clap_target / clap_source: mini-CLAP cosine to the target / source prompt (adherence). *_ref: "
-        "similarity to the true target. All audio of the mini model is Griffin-Lim vocoded."
+        f"similarity to the true target. Every clip of the mini model is decoded by {_decoder_words(mf)}."
     )
     report.table(rows)
     report.figure(metrics_bar(rows, title="preservation and adherence per variant"))
@@ -119,7 +119,9 @@ def run_demo(out: str | Path = "demo_output", *, fast: bool = False, pair_index:
         "metrics": rows,
         "inversion": {s: tr.summary() for s, tr in traces.items()},
         "seconds_per_edit": {k: round(r.seconds, 2) for k, r in results.items()},
-        "models": {"mini-flux": mf.meta.get("train_steps"), "mini-clap": clap.meta.get("train_steps")},
+        "models": {"mini-flux": mf.meta.get("train_steps"), "mini-clap": clap.meta.get("train_steps"),
+                   "mini-vocoder": mf.codec.vocoder.meta.get("train_steps") if mf.codec.vocoder else None},
+        "provenance": provenance(mf),
     }
     summary["seconds"] = round(time.time() - t0, 2)
     (out / "metrics.json").write_text(json.dumps(summary, indent=1, default=float))
@@ -130,3 +132,9 @@ def run_demo(out: str | Path = "demo_output", *, fast: bool = False, pair_index:
 
 def _finite(x: float) -> float:
     return float(x) if np.isfinite(x) else float("nan")
+
+
+def _decoder_words(mf) -> str:
+    if mf.codec.decoder == "vocoder":
+        return f"the trained mini-vocoder ({mf.codec.vocoder.meta.get('train_steps')} steps)"
+    return "Griffin-Lim (32 iterations from the mel pseudo-inverse)"

@@ -220,6 +220,24 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--json", action="store_true")
     mk.set_defaults(func=_cmd_edit)
 
+    from musicprobe.cli.commands import EPS_EDITORS
+    from musicprobe.cli.options import add_config_options
+
+    for name, (editor_cls, help_text) in EPS_EDITORS.items():
+        ep = esub.add_parser(name, help=help_text)
+        ep.add_argument("audio")
+        ep.add_argument("--source-prompt", required=True)
+        ep.add_argument("--target-prompt", required=True)
+        add_config_options(ep, editor_cls.config_class)
+        ep.add_argument("--reference-audio", help="the true target, if known (adds similarity-to-target metrics)")
+        ep.add_argument("--model", default="mini-ldm", help="zoo name or a mini-LDM weights folder")
+        ep.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
+        ep.add_argument("--report", help="folder for an HTML report and the result files")
+        ep.add_argument("--json", action="store_true")
+        _window_options(ep)
+        _out_sr_option(ep)
+        ep.set_defaults(func=_cmd_edit)
+
     pl = sub.add_parser("probe-layers", help="per-layer probing scores of a model (bypass or patching)")
     pl.add_argument("--model", default="mini-flux")
     pl.add_argument(

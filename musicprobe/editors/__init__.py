@@ -7,9 +7,11 @@ of :class:`Editor` implementing ``record_source`` and ``edit_from`` and ending i
 
 from musicprobe.editors.base import Editor, provenance, resolve_clap
 from musicprobe.editors.config import EditConfig, JsonConfig
+from musicprobe.editors.ddim_edit import DDIMEdit, DDIMEditConfig
 from musicprobe.editors.musickv import MusicKV, MusicKVConfig, musickv_schedule
 from musicprobe.editors.musrec import INJECT_KINDS, MusRec, MusRecConfig
 from musicprobe.editors.result import EditResult, edit_metrics
+from musicprobe.editors.sdedit import SDEdit, SDEditConfig
 from musicprobe.editors.sources import (
     ALIGNMENTS,
     RecordedSource,
@@ -17,9 +19,14 @@ from musicprobe.editors.sources import (
     generate_and_record,
     invert_and_record,
 )
+from musicprobe.editors.steermusic import DDSTrace, SteerMusic, SteerMusicConfig
+from musicprobe.editors.zeta import ZETA, ZETAConfig
 
 __all__ = [
     "ALIGNMENTS",
+    "DDIMEdit",
+    "DDIMEditConfig",
+    "DDSTrace",
     "INJECT_KINDS",
     "EditConfig",
     "EditResult",
@@ -30,6 +37,12 @@ __all__ = [
     "MusicKV",
     "MusicKVConfig",
     "RecordedSource",
+    "SDEdit",
+    "SDEditConfig",
+    "SteerMusic",
+    "SteerMusicConfig",
+    "ZETA",
+    "ZETAConfig",
     "denoise_injecting",
     "edit_metrics",
     "generate_and_record",

@@ -6,10 +6,11 @@ metrics use. A method implements two steps:
 
 - ``record_source(audio, source_prompt, sr=...) -> RecordedSource``: whatever the edit needs from the source
   (inverted noise, recorded K/V, stored noise maps);
-- ``edit_from(source, target_prompt) -> EditResult``: the edit itself, ending with :meth:`Editor.finish`.
+- ``run_edit(source, target_prompt, config) -> latent`` (or ``(latent, trace)``): the edit itself.
 
-``edit`` chains them, so sweeps can record one source and edit it many ways. ``finish`` is the one shared ending:
-decode, trim the source to the edit's length, measure, and build the :class:`EditResult` by keyword.
+``edit_from`` wraps ``run_edit`` with what every method shares (the config's attention captures, timing, and
+:meth:`Editor.finish`: decode, trim to the source's length, measure, build the :class:`EditResult` by keyword);
+``edit`` chains ``record_source`` and ``edit_from``, so sweeps can record one source and edit it many ways.
 """
 
 from __future__ import annotations
@@ -47,17 +48,20 @@ def resolve_clap(clap: Any) -> Any:
     return clap
 
 
-def provenance(model: Any, **extra: Any) -> dict:
-    """What makes a result reproducible: the model's identity, torch's thread count and device, seeds."""
-    meta = getattr(model, "meta", {}) or {}
-    return {
-        "model": meta.get("name", type(model).__name__),
-        "model_train_steps": meta.get("train_steps"),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "device": str(getattr(getattr(model, "denoiser", None), "device", "cpu")),
-        **extra,
-    }
+def provenance(model: Any = None, **extra: Any) -> dict:
+    """What makes a result reproducible: the model's identity and decoder, torch's version, thread count and
+    device, and any seeds given as ``extra``."""
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
+    if model is not None:
+        meta = getattr(model, "meta", {}) or {}
+        den = getattr(model, "denoiser", None)
+        out.update(
+            model=meta.get("name", type(model).__name__),
+            model_train_steps=meta.get("train_steps"),
+            decoder=getattr(getattr(model, "codec", None), "decoder", None),
+            device=str(next(den.parameters()).device) if den is not None else "cpu",
+        )
+    return {**out, **extra}
 
 
 class Editor:
@@ -81,11 +85,23 @@ class Editor:
     ) -> Any:
         raise NotImplementedError
 
+    def run_edit(self, source: Any, target_prompt: str, config: Any, progress=None) -> Any:
+        """The method's edit of ``source``: the edited latent, or ``(latent, trace)``."""
+        raise NotImplementedError
+
     def edit_from(
         self, source: Any, target_prompt: str, *, config: Any = None, reference: np.ndarray | None = None,
         label: str = "", progress=None,
     ) -> EditResult:
-        raise NotImplementedError
+        """Edit a recorded source under ``target_prompt`` (``reference``: the true target, at the model's rate)."""
+        c = config or self.config
+        check_prompt(target_prompt, "the target prompt")
+        t0 = time.perf_counter()
+        with self.capturing(c) as maps:
+            out = self.run_edit(source, target_prompt, c, progress)
+        latent, trace = out if isinstance(out, tuple) else (out, None)
+        return self.finish(latent, source, target_prompt, c, reference=reference, label=label, started=t0,
+                           attention=maps, trace=trace)
 
     # ---- shared ---------------------------------------------------------------------------------------------
     def edit(
@@ -144,37 +160,45 @@ class Editor:
     def label(self, config: Any) -> str:
         return self.method
 
+    def capturing(self, config: EditConfig, guidance: float | None = None):
+        """Capture ``config.capture`` while the block runs; the yielded dict holds the maps afterwards."""
+        from musicprobe.editors.sources import captured_attention
+
+        g = config.target_guidance if guidance is None else guidance
+        return captured_attention(self.probe, config.capture, guidance=g)
+
     def finish(
         self,
         latent: torch.Tensor,
-        *,
-        source_audio: np.ndarray,
-        source_prompt: str,
+        source: Any,
         target_prompt: str,
         config: EditConfig,
+        *,
         reference: np.ndarray | None = None,
         label: str = "",
-        seconds: float = 0.0,
+        started: float | None = None,
         attention: dict | None = None,
-        **extra: Any,
+        trace: Any = None,
     ) -> EditResult:
         """Decode ``latent``, trim it to the source's length, measure it against the source (and the true target)
         and build the result."""
         edited = self.model.decode(latent)
-        n = min(len(edited), len(source_audio))
-        edited, src = edited[:n], np.asarray(source_audio, dtype=np.float32)[:n]
-        metrics = edit_metrics(src, edited, self.model.sr, target_prompt, source_prompt, reference, self.clap)
+        n = min(len(edited), len(source.audio))
+        edited, src = edited[:n], np.asarray(source.audio, dtype=np.float32)[:n]
+        metrics = edit_metrics(src, edited, self.model.sr, target_prompt, source.prompt, reference, self.clap)
+        seeds = {"seed": config.seed} if hasattr(config, "seed") else {}
         return EditResult(
             method=self.method,
             sr=self.model.sr,
             source=src,
             edited=edited,
-            source_prompt=source_prompt,
+            source_prompt=source.prompt,
             target_prompt=target_prompt,
             config=config.to_dict(),
             metrics=metrics,
             attention=attention or {},
-            seconds=seconds,
+            seconds=0.0 if started is None else time.perf_counter() - started,
             label=label or self.label(config),
-            provenance=provenance(self.model, **extra),
+            provenance=provenance(self.model, **seeds),
+            trace=trace,
         )

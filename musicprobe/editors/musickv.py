@@ -127,40 +127,10 @@ class MusicKV(Editor):
         res.provenance["seed"] = seed
         return res
 
-    def edit_from(
-        self,
-        source: RecordedSource,
-        target_prompt: str,
-        *,
-        config: MusicKVConfig | None = None,
-        reference: np.ndarray | None = None,
-        label: str = "",
-        progress=None,
-    ) -> EditResult:
-        """Denoise under ``target_prompt`` injecting ``source``'s K/V into the config's layers, then measure."""
-        c = config or self.config
-        t0 = time.perf_counter()
-        path, maps = denoise_injecting(
-            self.model,
-            self.probe,
-            source,
-            target_prompt,
-            schedule=c.injection() if c.layers else None,
-            guidance=c.target_guidance,
-            capture=c.capture or None,
-            progress=progress,
-        )
-        return self.finish(
-            path.final,
-            source_audio=source.audio,
-            source_prompt=source.prompt,
-            target_prompt=target_prompt,
-            config=c,
-            reference=reference,
-            label=label,
-            seconds=time.perf_counter() - t0,
-            attention=maps,
-        )
+    def run_edit(self, source: RecordedSource, target_prompt: str, c: MusicKVConfig, progress=None):
+        """Denoise under ``target_prompt`` injecting ``source``'s K/V into the config's layers."""
+        return denoise_injecting(self.model, self.probe, source, target_prompt, schedule=c.injection(),
+                                 guidance=c.target_guidance, progress=progress)[0].final
 
     def label(self, c: MusicKVConfig) -> str:
         return f"{c.schedule.curve} on {len(c.layers)} layers"

@@ -22,14 +22,12 @@ Choices the paper leaves open and where our defaults come from:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from musicprobe.editors.base import Editor
 from musicprobe.editors.config import EditConfig
-from musicprobe.editors.result import EditResult
 from musicprobe.editors.sources import ALIGNMENTS, RecordedSource, denoise_injecting, invert_and_record
 from musicprobe.errors import ConfigError, check_known
 from musicprobe.hooks import InjectionSchedule, Probe
@@ -129,45 +127,16 @@ class MusRec(Editor):
             progress=progress,
         )
 
-    def edit_from(
-        self,
-        source: RecordedSource,
-        target_prompt: str,
-        *,
-        config: MusRecConfig | None = None,
-        reference: np.ndarray | None = None,
-        label: str = "",
-        progress=None,
-    ) -> EditResult:
-        c = config or self.config
-        t0 = time.perf_counter()
+    def run_edit(self, source: RecordedSource, target_prompt: str, c: MusRecConfig, progress=None):
         layers = c.block_names(self.probe)
         if c.inject != "none" and c.inject_steps and not set(layers) <= set(source.layers):
             raise ConfigError(
                 f"blocks {sorted(set(layers) - set(source.layers))} were not recorded during inversion "
                 f"(recorded: {source.layers}); invert with these blocks"
             )
-        path, maps = denoise_injecting(
-            self.model,
-            self.probe,
-            source,
-            target_prompt,
-            schedule=c.schedule(layers),
-            guidance=c.target_guidance,
-            capture=c.capture or None,
-            progress=progress,
-        )
-        return self.finish(
-            path.final,
-            source_audio=source.audio,
-            source_prompt=source.prompt,
-            target_prompt=target_prompt,
-            config=c,
-            reference=reference,
-            label=label,
-            seconds=time.perf_counter() - t0,
-            attention=maps,
-        )
+        schedule = c.schedule(layers)
+        return denoise_injecting(self.model, self.probe, source, target_prompt, schedule=schedule,
+                                 guidance=c.target_guidance, progress=progress)[0].final
 
     def label(self, c: MusRecConfig) -> str:
         return "no injection" if c.inject == "none" or c.inject_steps == 0 else f"{c.inject.upper()} x {c.inject_steps}"

@@ -60,6 +60,7 @@ class EditResult:
     seconds: float = 0.0
     label: str = ""
     provenance: dict = field(default_factory=dict)  # model, torch version, threads, device, seeds
+    trace: Any = None  # per-iteration instrumentation of iterative editors (e.g. SteerMusic's DDSTrace)
 
     def summary(self, digits: int = 3) -> dict:
         return {"method": self.method, "label": self.label, **{k: round(v, digits) for k, v in self.metrics.items()}}
@@ -75,7 +76,11 @@ class EditResult:
         from musicprobe.errors import check_known
         from musicprobe.viz import heatmap, mel_figure, metrics_bar
 
-        check_known("plot kind", kind, ("mel", "attention", "metrics"))
+        check_known("plot kind", kind, ("mel", "attention", "metrics", "trace"))
+        if kind == "trace":
+            if self.trace is None:
+                raise ValueError(f"{self.method} keeps no per-iteration trace")
+            return self.trace.plot()
         if kind == "metrics":
             return metrics_bar({self.label or self.method: self.metrics}, title="edit metrics")
         if kind == "attention":
@@ -111,6 +116,9 @@ class EditResult:
         (folder / "result.json").write_text(json.dumps(meta, indent=2))
         if self.attention:
             np.savez_compressed(folder / "attention.npz", **{k.replace("/", "_"): v for k, v in self.attention.items()})
+        if self.trace is not None:
+            blob = {"type": type(self.trace).__name__, "data": self.trace.to_dict()}
+            (folder / "trace.json").write_text(json.dumps(blob))
         return folder
 
     @classmethod
@@ -136,4 +144,16 @@ class EditResult:
             seconds=meta["seconds"],
             label=meta.get("label", ""),
             provenance=meta.get("provenance", {}),
+            trace=_load_trace(folder / "trace.json"),
         )
+
+
+def _load_trace(path: Path):
+    if not path.exists():
+        return None
+    blob = json.loads(path.read_text())
+    if blob["type"] == "DDSTrace":
+        from musicprobe.editors.steermusic import DDSTrace
+
+        return DDSTrace(**blob["data"])
+    return blob["data"]

@@ -20,8 +20,8 @@ A generated source records at the very keys the edit's own calls have (the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ import torch
 
 from musicprobe.errors import ConfigError, check_known
 from musicprobe.hooks import InjectionSchedule, KVStore, Probe
-from musicprobe.inversion import Sampler, SamplerPath, StepEvent, time_key
+from musicprobe.inversion import NoiseMaps, Sampler, SamplerPath, StepEvent, time_key
 
 ALIGNMENTS = ("reference", "same_time")
 
@@ -56,6 +56,9 @@ class RecordedSource:
     sampler: Sampler
     alignment: str
     audio: np.ndarray | None = None  # the source audio at the model's rate (what edits are measured against)
+    start: int = 0  # the sampler step the edit starts at (SDEdit, ZETA start part-way)
+    maps: NoiseMaps | None = None  # edit-friendly DDPM noise maps (ZETA)
+    latent: torch.Tensor | None = None  # the clean source latent
 
     @property
     def noise(self) -> torch.Tensor:
@@ -98,7 +101,7 @@ def invert_and_record(
         if layers and record_steps:
             store = stack.enter_context(probe.record_kv(layers, steps=range(record_steps)))
         path = sampler.invert(x0, prompt, context=context, progress=progress)
-    return RecordedSource(path, store, layers, prompt, sampler, alignment, audio)
+    return RecordedSource(path, store, layers, prompt, sampler, alignment, audio, latent=x0)
 
 
 def generate_and_record(
@@ -149,15 +152,25 @@ def denoise_injecting(
     with ExitStack() as stack:
         if injects:
             stack.enter_context(_inject_recorded(probe, source, schedule))  # type: ignore[arg-type]
-        cache = None
-        if capture:
-            branch = "cond" if guidance != 1.0 else "all"
-            cache = stack.enter_context(
-                probe.capture(capture, heads="mean", branch=branch, steps=capture_steps, reduce_steps=True)
-            )
+        maps = stack.enter_context(captured_attention(probe, capture, guidance=guidance, steps=capture_steps))
         path = sampler.sample(source.noise, prompt, guidance=guidance, context=probe.at_step, progress=progress)
-    maps = {name: cache[name].float().numpy() for name in cache.names()} if cache is not None else {}
     return path, maps
+
+
+@contextmanager
+def captured_attention(
+    probe: Probe, names: list[str] | None, *, guidance: float, steps: Iterable[int] | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """Capture ``names`` (heads averaged, conditional branch under CFG, mean over ``steps``) while the block runs;
+    the yielded dict holds the maps as numpy arrays once it exits (empty when ``names`` is empty)."""
+    maps: dict[str, np.ndarray] = {}
+    if not names:
+        yield maps
+        return
+    branch = "cond" if guidance != 1.0 else "all"
+    with probe.capture(list(names), heads="mean", branch=branch, steps=steps, reduce_steps=True) as cache:
+        yield maps
+    maps.update({name: cache[name].float().numpy() for name in cache.names()})
 
 
 def _inject_recorded(probe: Probe, source: RecordedSource, schedule: InjectionSchedule):
@@ -171,3 +184,10 @@ def _inject_recorded(probe: Probe, source: RecordedSource, schedule: InjectionSc
         d.update(curve="custom", weights=weights, strength=1.0, start=0, end=None)
         schedule = InjectionSchedule.from_dict(d)
     return probe.inject(source.store, schedule)  # type: ignore[arg-type]
+
+
+def noised(model: Any, x0: torch.Tensor, timestep: int, seed: int) -> torch.Tensor:
+    """``sqrt(a_t) x0 + sqrt(1 - a_t) eps`` of an epsilon model at training ``timestep`` (``eps`` from ``seed``)."""
+    a = float(model.alphas_cumprod[int(timestep)])
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)))
+    return a**0.5 * x0 + (1 - a) ** 0.5 * eps

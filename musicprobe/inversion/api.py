@@ -28,7 +28,7 @@ def audio_errors(model: Any, source_audio: np.ndarray, latent: torch.Tensor) -> 
 
 def mel_mse(model: Any, a: torch.Tensor, b: torch.Tensor) -> float:
     """MSE between two latents in natural-log-mel units (the codec's standardisation undone)."""
-    return float(((model.codec.log_mel(a) - model.codec.log_mel(b)) ** 2).mean())
+    return float(((model.log_mel(a) - model.log_mel(b)) ** 2).mean())
 
 
 def reconstruct(
@@ -60,7 +60,7 @@ def reconstruct(
     fwd = sampler.invert(latent, prompt)
     back = sampler.sample(fwd.final, prompt)
     trace = InversionTrace.from_paths(fwd, back, prompt=prompt, guidance=guidance)
-    if hasattr(model, "codec"):
+    if hasattr(model, "log_mel"):
         trace.metrics["mel_mse"] = mel_mse(model, trace.source, trace.reconstruction)
     if audio_metrics and audio is not None:
         from musicprobe.audio.io import resample

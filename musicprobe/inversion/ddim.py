@@ -62,13 +62,15 @@ def _walk(
     inverse: bool,
     context: Context | None,
     solver: str,
+    first_step: int = 0,
 ) -> SamplerPath:
-    """DDIM from ``levels[0]`` through ``levels[1:]``, evaluating epsilon at timestep ``eval_at[i]`` in step ``i``."""
+    """DDIM from ``levels[0]`` through ``levels[1:]``, evaluating epsilon at timestep ``eval_at[i]`` in step ``i``
+    (announced as step ``first_step + i``)."""
     ctx = context or no_context
     latents, outputs, events = [x.detach().clone()], [], []
     frac = [0.0 if lv is None else lv / n_train for lv in levels]
     for i, t_eval in enumerate(eval_at):
-        ev = StepEvent(i, 0, t_eval / n_train, frac[i], frac[i + 1], inverse, int(t_eval))
+        ev = StepEvent(first_step + i, 0, t_eval / n_train, frac[i], frac[i + 1], inverse, int(t_eval))
         events.append(ev)
         with ctx(ev):
             eps = eps_fn(x, int(t_eval))
@@ -86,10 +88,15 @@ def ddim_sample(
     timesteps: np.ndarray,
     context: Context | None = None,
     num_train_timesteps: int = 1000,
+    *,
+    final: int | None = None,
+    first_step: int = 0,
 ) -> SamplerPath:
-    """Noise at ``timesteps[0]`` -> data; ``path.latents`` are the levels visited (then ``x0``)."""
+    """Noise at ``timesteps[0]`` -> data (or -> timestep ``final`` for a partial walk); ``path.latents`` are the
+    levels visited. Steps are announced from ``first_step`` (a walk that starts part-way keeps its step numbers)."""
     ts = [int(t) for t in timesteps]
-    return _walk(x, [*ts, None], ts, eps_fn, alphas_cumprod, num_train_timesteps, False, context, "ddim")
+    return _walk(x, [*ts, final], ts, eps_fn, alphas_cumprod, num_train_timesteps, False, context, "ddim",
+                 first_step)
 
 
 def ddim_invert(
@@ -122,6 +129,11 @@ class NoiseMaps:
         if not len(idx):
             raise ConfigError(f"t_start={t_start} is below every timestep (lowest {int(self.timesteps[-1])})")
         return int(idx[0])
+
+
+def _level_event(i: int, t: int, nxt: int | None, inverse: bool, n_train: int) -> StepEvent:
+    """The event of DDPM step ``i`` at timestep ``t`` towards ``nxt`` (None: the data)."""
+    return StepEvent(i, 0, t / n_train, t / n_train, 0.0 if nxt is None else nxt / n_train, inverse, t)
 
 
 def _ddpm_mean(x: torch.Tensor, eps: torch.Tensor, a_t: float, a_s: float, eta: float) -> tuple[torch.Tensor, float]:
@@ -158,9 +170,7 @@ def ddpm_invert(
     zs, scales = [], []
     for i, t in enumerate(ts):
         nxt = ts[i + 1] if i + 1 < len(ts) else None
-        ev = StepEvent(i, 0, t / num_train_timesteps, t / num_train_timesteps,
-                       0.0 if nxt is None else nxt / num_train_timesteps, True, t)
-        with ctx(ev):
+        with ctx(_level_event(i, t, nxt, True, num_train_timesteps)):
             eps = eps_fn(xts[i], t)
         mu, sigma = _ddpm_mean(xts[i], eps, _alpha(alphas_cumprod, t), _alpha(alphas_cumprod, nxt), eta)
         scale = sigma if sigma > 0 else 1.0
@@ -191,8 +201,7 @@ def ddpm_sample(
     latents, outputs, events = [x.detach().clone()], [], []
     for i in range(start, len(ts)):
         t, nxt = ts[i], (ts[i + 1] if i + 1 < len(ts) else None)
-        ev = StepEvent(i, 0, t / num_train_timesteps, t / num_train_timesteps,
-                       0.0 if nxt is None else nxt / num_train_timesteps, False, t)
+        ev = _level_event(i, t, nxt, False, num_train_timesteps)
         events.append(ev)
         with ctx(ev):
             eps = eps_fn(x, t)

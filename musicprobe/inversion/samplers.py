@@ -29,6 +29,15 @@ SOLVERS = {**FLOW_SOLVERS, **EPS_SOLVERS}  # name -> model evaluations per step
 FAMILY_SOLVERS = {"flow": tuple(FLOW_SOLVERS), "eps": tuple(EPS_SOLVERS)}
 
 
+def _offset(context: Context | None, start: int) -> Context | None:
+    """Announce flow steps with their number in the whole walk when the walk starts at step ``start``."""
+    if context is None or start == 0:
+        return context
+    from dataclasses import replace
+
+    return lambda event: context(replace(event, step=event.step + start))
+
+
 def solvers_for(model: Any) -> tuple[str, ...]:
     """The solvers that apply to ``model``'s family."""
     from musicprobe.models.protocols import family_of
@@ -95,20 +104,24 @@ class Sampler:
         context: Context | None = None,
         progress: Callable[[int], None] | None = None,
         until: int | None = None,
+        start: int = 0,
     ) -> SamplerPath:
-        """Noise -> data (or the first ``until`` steps of it)."""
+        """Noise -> data: steps ``start`` (default 0: from pure noise; SDEdit starts later) up to ``until``
+        (default: all). ``noise`` is the latent at step ``start``'s level."""
         fn = self.model_fn(prompt, guidance)
         grid = self.times()
-        if until is not None:
-            if not 0 <= until <= self.steps:
-                raise ConfigError(f"until must be within 0..{self.steps}, got {until}")
-            grid = grid[: until + 1]
+        until = self.steps if until is None else until
+        if not 0 <= start <= until <= self.steps:
+            raise ConfigError(f"need 0 <= start <= until <= steps={self.steps}, got start={start}, until={until}")
         if self.is_flow:
-            return integrate(noise, grid, fn, self.solver, context, progress)
+            path = integrate(noise, grid[start : until + 1], fn, self.solver, _offset(context, start), progress)
+            return path
         if self.solver == "ddpm":
             raise ConfigError("ddpm sampling needs stored noise maps: use Sampler.invert_ddpm and sample_ddpm")
         m = self.model
-        return ddim_sample(noise, fn, m.alphas_cumprod, grid, context, m.num_train_timesteps)
+        final = int(grid[until]) if until < self.steps else None
+        return ddim_sample(noise, fn, m.alphas_cumprod, grid[start:until], context, m.num_train_timesteps,
+                           final=final, first_step=start)
 
     def invert(
         self,

@@ -54,6 +54,15 @@ class AudioTower(nn.Module):
         h = self.conv(mel)
         return self.proj(torch.cat([h.mean(-1), h.amax(-1)], -1))
 
+    def feature_maps(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        """The activations ``(B, C, frames')`` after each convolution's non-linearity (the LPAPS stand-in's view)."""
+        maps, h = [], mel
+        for layer in self.conv:
+            h = layer(h)
+            if isinstance(layer, nn.GELU):
+                maps.append(h)
+        return maps
+
 
 class MiniClapNet(nn.Module):
     def __init__(self, config: MiniClapConfig):
@@ -84,6 +93,14 @@ class MiniClap:
         if isinstance(audios, np.ndarray) and audios.ndim == 1:
             audios = [audios]
         return self.embed_mel(np.stack([self.codec.mel(a, sr) for a in audios]))
+
+    @torch.no_grad()
+    def feature_maps(self, audios: list[np.ndarray] | np.ndarray, sr: int) -> list[torch.Tensor]:
+        """Per-layer audio-tower activations ``(B, C, T)`` of each clip (see :mod:`musicprobe.metrics.perceptual`)."""
+        if isinstance(audios, np.ndarray) and audios.ndim == 1:
+            audios = [audios]
+        mels = torch.as_tensor(np.stack([self.codec.mel(a, sr) for a in audios]))
+        return self.net.audio.feature_maps(mels)
 
     @torch.no_grad()
     def embed_text(self, texts: list[str] | str) -> torch.Tensor:

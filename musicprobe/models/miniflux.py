@@ -21,7 +21,7 @@ import torch
 
 from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig, MelCodec
-from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates, check_prompt_tokens, encode_text
+from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, PromptCache, TextStates
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class MiniFlux:
         self.config = config
         self.codec = MelCodec(config.codec, vocoder=vocoder)
         self.meta = dict(meta or {})
-        self._text_cache: dict[str, TextStates] = {}
+        self.prompts = PromptCache(config.max_text_tokens)
         n = config.codec.n_tokens
         ids = torch.zeros(n, 3)
         ids[:, 1] = torch.arange(n, dtype=torch.float32)  # RoPE over time; the other axes stay at 0
@@ -124,17 +124,13 @@ class MiniFlux:
         """Latent tokens -> audio (the codec's decoder)."""
         return self.codec.decode(latent)
 
+    def log_mel(self, latent: torch.Tensor) -> np.ndarray:
+        """Latent tokens -> un-standardised natural-log mel ``(n_mels, n_frames)``."""
+        return self.codec.log_mel(latent)
+
     def encode_prompt(self, prompts: str | list[str]) -> TextStates:
-        """MiniLM states of ``prompts`` (cached per prompt)."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
-        for p in missing:
-            check_prompt_tokens(p, self.config.max_text_tokens)
-        if missing:
-            enc = encode_text(missing, self.config.max_text_tokens)
-            for i, p in enumerate(missing):
-                self._text_cache[p] = enc.select(slice(i, i + 1))
-        return TextStates.cat([self._text_cache[p] for p in prompts])
+        """MiniLM states of ``prompts`` (cached; warns when a prompt is cut or has unknown words)."""
+        return self.prompts.encode(prompts)
 
     def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
@@ -171,10 +167,10 @@ class MiniFlux:
         """
         cond = prompt if isinstance(prompt, TextStates) else self.encode_prompt(prompt)
         if guidance == 1.0:
-            return self.forward(x, t, cond.select(slice(0, 1)) if len(cond) != x.shape[0] else cond)
+            return self.forward(x, t, cond.rows(x.shape[0]))
         uncond = self.encode_prompt(negative)
         b = x.shape[0]
-        both = TextStates.cat([_rows(uncond, b), _rows(cond, b)])
+        both = TextStates.cat([uncond.rows(b), cond.rows(b)])
         v = self.forward(torch.cat([x, x]), t, both)
         v_u, v_c = v.chunk(2)
         return v_u + guidance * (v_c - v_u)
@@ -204,12 +200,3 @@ class MiniFlux:
         transformer.load_state_dict(state)
         return cls(transformer, config, meta=info, vocoder=vocoder)
 
-
-def _rows(states: TextStates, b: int) -> TextStates:
-    if len(states) == b:
-        return states
-    if len(states) != 1:
-        raise ConfigError(f"got {len(states)} prompts for a batch of {b}")
-    return TextStates(
-        *(getattr(states, f).expand(b, *getattr(states, f).shape[1:]) for f in ("tokens", "mask", "pooled"))
-    )

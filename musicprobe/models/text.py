@@ -32,6 +32,15 @@ class TextStates:
     def select(self, idx) -> TextStates:
         return TextStates(self.tokens[idx], self.mask[idx], self.pooled[idx])
 
+    def rows(self, batch: int) -> TextStates:
+        """These states for a batch of ``batch`` rows (one prompt is repeated; otherwise the counts must agree)."""
+        if len(self) == batch:
+            return self
+        if len(self) != 1:
+            raise ConfigError(f"got {len(self)} prompts for a batch of {batch}")
+        fields = (self.tokens, self.mask, self.pooled)
+        return TextStates(*(f.expand(batch, *f.shape[1:]) for f in fields))
+
     @staticmethod
     def cat(parts: list[TextStates]) -> TextStates:
         return TextStates(*(torch.cat([getattr(p, f) for p in parts]) for f in ("tokens", "mask", "pooled")))
@@ -97,3 +106,22 @@ def check_prompt_tokens(prompt: str, max_tokens: int = MAX_TOKENS) -> dict:
         warnings.warn(f"prompt words unknown to the text encoder (read as [UNK]): {', '.join(unknown)}",
                       PromptWarning, stacklevel=3)
     return info
+
+
+class PromptCache:
+    """MiniLM states per prompt, computed once (and checked once: cut or unknown words warn)."""
+
+    def __init__(self, max_tokens: int = MAX_TOKENS):
+        self.max_tokens = max_tokens
+        self._cache: dict[str, TextStates] = {}
+
+    def encode(self, prompts: str | list[str]) -> TextStates:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        for p in missing:
+            check_prompt_tokens(p, self.max_tokens)
+        if missing:
+            enc = encode_text(missing, self.max_tokens)
+            for i, p in enumerate(missing):
+                self._cache[p] = enc.select(slice(i, i + 1))
+        return TextStates.cat([self._cache[p] for p in prompts])

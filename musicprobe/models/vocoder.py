@@ -13,7 +13,7 @@ what :meth:`musicprobe.models.codec.MelCodec.log_mel` returns; ``mel_mean`` / ``
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,6 @@ class VocoderConfig:
     n_blocks: int = 8
     mel_mean: float = -5.0
     mel_std: float = 3.0
-    meta: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.hop_length <= 0 or self.n_fft % self.hop_length:
@@ -142,9 +141,7 @@ class MiniVocoder:
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.net.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"))
-        cfg = self.config.to_dict()
-        cfg.pop("meta", None)
-        (folder / "config.json").write_text(json.dumps({"config": cfg, **self.meta}, indent=2))
+        (folder / "config.json").write_text(json.dumps({"config": self.config.to_dict(), **self.meta}, indent=2))
         return folder
 
     @classmethod

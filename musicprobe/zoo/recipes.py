@@ -11,7 +11,7 @@ from musicprobe.models.codec import CodecConfig
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, MelCorpus, cached_corpus
 from musicprobe.zoo.train_flux import FluxTrainConfig, train_miniflux
 
-RECIPES = ("mini-flux", "mini-clap", "mini-vocoder")
+RECIPES = ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm")
 
 
 def corpus_codec(corpus: MelCorpus, base: CodecConfig | None = None) -> CodecConfig:
@@ -37,6 +37,13 @@ def train(
         if steps:
             cfg.loop.steps = steps
         return train_miniflux(out, cfg, log=log)
+    if name == "mini-ldm":
+        from musicprobe.zoo.train_ldm import LDMTrainConfig, train_minildm
+
+        lcfg = LDMTrainConfig(n_clips=n_clips, workers=workers)
+        if steps:
+            lcfg.loop.steps = steps
+        return train_minildm(out, lcfg, log=log)
     if name == "mini-vocoder":
         from musicprobe.zoo.train_vocoder import VocoderTrainConfig, train_minivocoder
 

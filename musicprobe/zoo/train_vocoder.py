@@ -10,7 +10,7 @@ benchmark (``musicprobe bench vocoder``) measures whether the result is good eno
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,26 +19,17 @@ from musicprobe.audio.features import MelConfig
 from musicprobe.audio.spectral import mrstft_distance, torch_log_mel
 from musicprobe.models.codec import CodecConfig
 from musicprobe.models.vocoder import MiniVocoder, VocoderConfig, VocosNet
-from musicprobe.zoo.corpus import TRAIN_SEED, cached_audio
-from musicprobe.zoo.trainer import LoopConfig, replace_folder, train_loop
+from musicprobe.zoo.corpus import cached_audio
+from musicprobe.zoo.trainer import CorpusTrainConfig, LoopConfig, export_model, provenance_meta, train_loop
 
 
 @dataclass
-class VocoderTrainConfig:
+class VocoderTrainConfig(CorpusTrainConfig):
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=12000, lr=5e-4, warmup=300, ema_decay=0.998))
-    batch_size: int = 16
     segment: int = 16384  # samples (1.02 s, 64 frames)
     gain_db: tuple[float, float] = (-9.0, 3.0)
     fine_mels: int = 128
-    n_clips: int = 2400
-    corpus_seed: int = TRAIN_SEED
-    workers: int = 2
     model: VocoderConfig = field(default_factory=VocoderConfig)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["model"].pop("meta", None)
-        return d
 
 
 def train_minivocoder(out: str | Path, cfg: VocoderTrainConfig | None = None, log=print) -> Path:
@@ -71,17 +62,7 @@ def train_minivocoder(out: str | Path, cfg: VocoderTrainConfig | None = None, lo
         return l_mel + l_fine + l_stft, {"mel_l1": l_mel.item(), "fine_mel_l1": l_fine.item(), "mrstft": l_stft.item()}
 
     def export(ema: torch.nn.Module, step: int, segments: list[dict]) -> Path:
-        meta = {
-            "name": "mini-vocoder",
-            "train_steps": step,
-            "schedule_segments": segments,
-            "corpus_seed": cfg.corpus_seed,
-            "corpus_clips": cfg.n_clips,
-            "init_seed": cfg.loop.seed,
-            "train": {k: v for k, v in cfg.to_dict().items() if k != "model"},
-        }
-        MiniVocoder(ema, meta=meta).save(out / "model.tmp")
-        return replace_folder(out / "model.tmp", out / "model")
+        return export_model(out, MiniVocoder(ema, meta=provenance_meta("mini-vocoder", cfg, step, segments)))
 
     torch.manual_seed(cfg.loop.seed)
     train_loop(out, net, loss_at, cfg.loop, export, train_config=cfg.to_dict(), log=log)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from musicprobe.errors import ConfigError
+from musicprobe.zoo.corpus import TRAIN_SEED
 
 
 @dataclass
@@ -42,6 +43,81 @@ class LoopConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class CorpusTrainConfig:
+    """What every zoo recipe trained on the synthetic corpus shares; subclasses add ``loop`` and ``model``."""
+
+    batch_size: int = 16
+    n_clips: int = 2400
+    corpus_seed: int = TRAIN_SEED
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.n_clips < self.batch_size:
+            raise ConfigError("batch_size must be >= 1 and n_clips >= batch_size")
+        if not 0 <= getattr(self, "cond_dropout", 0.0) < 1:
+            raise ConfigError("cond_dropout must be in [0, 1)")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        model = getattr(self, "model", None)
+        if hasattr(model, "to_dict"):
+            d["model"] = model.to_dict()
+        return d
+
+
+def provenance_meta(name: str, cfg: CorpusTrainConfig, step: int, segments: list[dict]) -> dict:
+    """What an exported zoo model records about its training."""
+    return {
+        "name": name,
+        "train_steps": step,
+        "schedule_segments": segments,
+        "corpus_seed": cfg.corpus_seed,
+        "corpus_clips": cfg.n_clips,
+        "init_seed": cfg.loop.seed,  # type: ignore[attr-defined]
+        "train": {k: v for k, v in cfg.to_dict().items() if k != "model"},
+    }
+
+
+def export_model(out: Path, model: object) -> Path:
+    """Save ``model`` (anything with ``save(folder)``) as ``out/model``, replacing the previous export."""
+    model.save(out / "model.tmp")  # type: ignore[attr-defined]
+    return replace_folder(out / "model.tmp", out / "model")
+
+
+def standardised_corpus(cfg: CorpusTrainConfig, codec):
+    """The training corpus, its log-mels standardised with their own mean/std, and the codec config recording
+    those statistics (what mini-flux and mini-LDM train on)."""
+    from musicprobe.models.codec import CodecConfig
+    from musicprobe.zoo.corpus import cached_corpus
+
+    corpus = cached_corpus(cfg.n_clips, cfg.corpus_seed, codec, workers=cfg.workers)
+    mels = corpus.mels.astype(np.float32)
+    mean, std = float(mels.mean()), float(mels.std())
+    stats = CodecConfig(**{**codec.to_dict(), "mel_mean": round(mean, 4), "mel_std": round(std, 4)})
+    return corpus, (mels - stats.mel_mean) / stats.mel_std, stats
+
+
+def caption_states(corpus, max_tokens: int):
+    """MiniLM states of every caption of ``corpus`` plus the empty prompt (last row), for condition dropout:
+    ``(tokens, pooled, mask, captions_per_clip, empty_row)``. Padding states are exactly zero, so the mask is
+    where a state is non-zero."""
+    from musicprobe.zoo.corpus import cached_text
+
+    texts = [c for caps in corpus.captions for c in caps]
+    tokens, pooled = cached_text(texts + [""], max_tokens)
+    mask = (tokens.abs().sum(-1) > 0).float()
+    return tokens, pooled, mask, len(corpus.captions[0]), len(texts)
+
+
+def draw_captions(g: torch.Generator, idx: torch.Tensor, n_caps: int, empty: int, dropout: float) -> torch.Tensor:
+    """One caption row per clip in ``idx``, replaced by the empty prompt with probability ``dropout``."""
+    b = len(idx)
+    cap = idx * n_caps + torch.randint(n_caps, (b,), generator=g)
+    drop = torch.rand(b, generator=g) < dropout
+    return torch.where(drop, torch.full_like(cap, empty), cap)
 
 
 def cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
