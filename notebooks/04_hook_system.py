@@ -145,9 +145,63 @@ print("edit changes the logits:  ", not torch.allclose(edited, base))
 print("hooks left:", mg_probe.active_hooks())
 
 # %% [markdown]
+# ## 6. Interventions are objects: write your own
+#
+# Every verb above registers an `Intervention` object for the duration of its `with` block. At each attention call
+# the probe hands the tensors to the active interventions in phases — see K/V, change K/V, change the
+# probabilities, see everything — and never asks what kind of intervention it is. A new idea is a new subclass.
+# Here: scale the values of one layer, and watch the output move as the factor goes from 1 (no change) to 0.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from musicprobe.hooks import Intervention
+
+
+class ScaleValues(Intervention):
+    """Multiply V of one attention layer by ``factor`` (1 = the stock model)."""
+
+    def __init__(self, layer, factor):
+        super().__init__()
+        self.layer, self.factor = layer, factor
+
+    def bind(self, probe):  # resolve names once, when registered
+        self.attention_points = frozenset([probe.resolve(self.layer).name])
+
+    def modify_kv(self, call, k, v):
+        return k, v * self.factor
+
+
+stock = sa(**sa.make_inputs("A"))
+for factor in (1.0, 0.5, 0.0):
+    with sa_probe.intervene(ScaleValues("blocks.0.cross_attn", factor)):
+        out = sa(**sa.make_inputs("A"))
+    print(f"factor {factor}: distance to the stock output = {(out - stock).abs().max().item():.3f}")
+
+# %% [markdown]
+# ## 7. Two prompts in one batch
+#
+# Prompt-to-Prompt (EditGen) runs the source prompt and the edited prompt side by side in one batch, times the
+# two classifier-free-guidance halves. `RowRoles` tells the probe how the rows are laid out, and interventions ask
+# it for "the source prompt's rows" or "the conditional half" on every family — diffusers stacks
+# `[uncond ; cond]`, MusicGen `[cond ; uncond]`. `share_kv` writes the source prompt's K/V into the other
+# prompts' rows: with the cross-attention shared, prompt B's rows compute exactly what prompt A's do.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from musicprobe.hooks import RowRoles
+
+batch = sa.make_batch(["U", "U", "A", "B"])  # [uncond: U, U ; cond: A (source), B (edit)]
+plain = sa(**batch)
+with sa_probe.with_roles(RowRoles(prompts=2, cfg=True)), sa_probe.share_kv(cross, source=0):
+    shared = sa(**batch)
+print("A and B differ:          ", not torch.allclose(plain[2], plain[3]))
+print("B computes A when shared:", torch.allclose(shared[3], plain[2], atol=1e-5))
+
+# %% [markdown]
 # ## What to take away
 #
 # * One `Probe`, the same verbs on every architecture; names are canonical, with native aliases.
 # * Instrumented models give the stock output unless you intervene. Hooks are removed when a context exits, even
 #   after an error, and only the hooks musicprobe added are removed.
+# * Interventions are objects; a new one is a subclass, registered with `probe.intervene(...)`.
 # * Measure the overhead with `musicprobe bench hooks --json`.

@@ -223,3 +223,20 @@ def test_every_sampler_announces_the_same_step_events():
     seen.clear()
     Sampler(model, "ddim", steps=4).invert(_x0(0), "p", context=ctx)
     assert [e.timestep for e in seen] == [0, 250, 500, 750] and all(e.inverse for e in seen)
+
+
+def test_a_walk_started_part_way_keeps_its_step_numbers_and_levels():
+    from contextlib import nullcontext
+
+    from musicprobe.inversion import Sampler
+
+    model = GaussianEpsModel()
+    sampler = Sampler(model, "ddim", steps=4)
+    full = sampler.sample(model.noise(0), "p")
+    steps = []
+    part = sampler.sample(full.latents[2], "p", start=2, context=lambda e: steps.append(e.step) or nullcontext())
+    assert steps == [2, 3] and torch.allclose(part.final, full.final)  # deterministic: the same tail
+    head = sampler.sample(model.noise(0), "p", until=2)
+    assert torch.allclose(head.final, full.latents[2])  # stops at the level of step 2, not at the data
+    with pytest.raises(ConfigError, match="start"):
+        sampler.sample(model.noise(0), "p", start=3, until=2)

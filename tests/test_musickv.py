@@ -79,7 +79,7 @@ def test_zero_weight_equals_plain_generation_and_weight_moves_towards_source(tin
         sampler = Sampler(tiny_flux, "euler", 4, 4.0)
         src, src_lat = generate_and_record(sampler, ed.probe, tiny_flux.noise(2), "piano", LAYERS)
         sched = base.replace(schedule=replace(spec, strength=strength)).injection()
-        path, _ = denoise_injecting(tiny_flux, ed.probe, src, "trumpet", schedule=sched, guidance=4.0)
+        path, _ = denoise_injecting(ed.probe, src, "trumpet", schedule=sched, guidance=4.0)
         return float((path.final - src_lat).pow(2).mean())
 
     assert latent_dist(1.0) < latent_dist(0.5) < latent_dist(0.0)

@@ -92,7 +92,7 @@ def test_full_kv_injection_at_all_tokens_reproduces_the_source(tiny_flux, tiny_c
     def err(c):
         from musicprobe.editors import denoise_injecting
 
-        path, _ = denoise_injecting(tiny_flux, ed.probe, src, "trumpet", schedule=c.schedule(src.layers), guidance=1.0)
+        path, _ = denoise_injecting(ed.probe, src, "trumpet", schedule=c.schedule(src.layers), guidance=1.0)
         return float((path.final - x0).pow(2).mean())
 
     assert err(cfg) < err(cfg.replace(inject="none"))

@@ -95,3 +95,15 @@ def test_schedule_editor_updates_live_and_keeps_the_last_valid_schedule():
     assert ed.message.value == "" and ed.schedule.curve_values() == pytest.approx([1, 2 / 3, 1 / 3, 0])
     res = ed.run_edit()
     assert runs[0] is ed.schedule and res.label.startswith("kv custom")
+
+
+def test_schedule_editor_opens_on_the_musickv_config_defaults():
+    from dataclasses import replace
+
+    from musicprobe.editors import MusicKVConfig
+
+    spec = MusicKVConfig(layers=["x"]).schedule
+    ed = ScheduleEditor(["single_blocks.1.attn"], n_steps=6)
+    assert (ed.curve.value, ed.kind.value, ed.tokens.value, ed.strength.value) == (
+        spec.curve, spec.kind, spec.tokens, spec.strength)
+    assert ed.schedule.spec == replace(spec, end=6)  # the window control spans all 6 steps

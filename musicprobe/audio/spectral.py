@@ -51,3 +51,34 @@ def mrstft_distance(
         mag = (torch.log(s.clamp(min=LOG_FLOOR)) - torch.log(s_hat.clamp(min=LOG_FLOOR))).abs().mean(dim=(-2, -1))
         total = total + (sc + mag).mean()
     return total
+
+
+def mel_projection(y: torch.Tensor, target_logmel: torch.Tensor, cfg: MelConfig, iters: int = 2) -> torch.Tensor:
+    """Rescale the STFT of ``y`` so that its mel matches ``target_logmel``, keeping its phase; ``iters`` passes.
+
+    Each pass measures the mel of ``y`` (``(..., n_mels, frames)`` like ``torch_log_mel``), turns the per-band
+    gains ``exp(target - measured)`` into per-frequency gains through the mel filterbank (a weighted average of
+    the bands each bin belongs to) and resynthesises. The first output frame beyond the target's frames reuses
+    the last target frame. It corrects level and spectral-envelope errors of a decoder without touching its
+    phase; a DSP step, not learned.
+    """
+    basis = torch.as_tensor(np.asarray(_mel_basis(cfg)), dtype=y.dtype, device=y.device)  # (n_mels, bins)
+    cover = basis.sum(0)  # (bins,)
+    weights = (basis / cover.clamp(min=1e-8)).T  # (bins, n_mels): each bin averages the bands it lies in
+    window = _window(cfg.n_fft).to(y.device)
+    length = y.shape[-1]
+    lead = y.shape[:-1]
+    y = y.reshape(-1, length)
+    target = torch.as_tensor(target_logmel, dtype=y.dtype, device=y.device).reshape(y.shape[0], cfg.n_mels, -1)
+    for _ in range(iters):
+        spec = torch.stft(y, cfg.n_fft, cfg.hop_length, cfg.n_fft, window=window, center=True, pad_mode="constant",
+                          return_complex=True)
+        frames = spec.shape[-1]
+        tgt = target[..., :frames]
+        if tgt.shape[-1] < frames:
+            tgt = torch.cat([tgt, tgt[..., -1:].expand(*tgt.shape[:-1], frames - tgt.shape[-1])], -1)
+        measured = torch.log((basis @ spec.abs()).clamp(min=LOG_FLOOR))
+        gain = weights @ torch.exp(tgt - measured)  # (B, bins, frames)
+        gain = torch.where(cover[:, None] > 0, gain, torch.ones_like(gain))
+        y = torch.istft(spec * gain, cfg.n_fft, cfg.hop_length, cfg.n_fft, window=window, center=True, length=length)
+    return y.reshape(*lead, length)

@@ -129,7 +129,7 @@ class MusicKV(Editor):
 
     def run_edit(self, source: RecordedSource, target_prompt: str, c: MusicKVConfig, progress=None):
         """Denoise under ``target_prompt`` injecting ``source``'s K/V into the config's layers."""
-        return denoise_injecting(self.model, self.probe, source, target_prompt, schedule=c.injection(),
+        return denoise_injecting(self.probe, source, target_prompt, schedule=c.injection(),
                                  guidance=c.target_guidance, progress=progress)[0].final
 
     def label(self, c: MusicKVConfig) -> str:

@@ -135,7 +135,7 @@ class MusRec(Editor):
                 f"(recorded: {source.layers}); invert with these blocks"
             )
         schedule = c.schedule(layers)
-        return denoise_injecting(self.model, self.probe, source, target_prompt, schedule=schedule,
+        return denoise_injecting(self.probe, source, target_prompt, schedule=schedule,
                                  guidance=c.target_guidance, progress=progress)[0].final
 
     def label(self, c: MusRecConfig) -> str:

@@ -126,7 +126,6 @@ def generate_and_record(
 
 
 def denoise_injecting(
-    model: Any,
     probe: Probe,
     source: RecordedSource,
     prompt: str,
@@ -137,7 +136,8 @@ def denoise_injecting(
     capture_steps: Iterable[int] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[SamplerPath, dict[str, np.ndarray]]:
-    """Denoise from ``source.noise`` under ``prompt``, injecting ``source``'s K/V as ``schedule`` says.
+    """Denoise from ``source.noise`` under ``prompt`` with the source's sampler, injecting ``source``'s K/V as
+    ``schedule`` says.
 
     Returns the path and, for each hook name in ``capture``, the attention captured (heads averaged, conditional
     branch, mean over ``capture_steps``) as a numpy array.

@@ -109,17 +109,24 @@ class VocosNet(nn.Module):
 
 
 class MiniVocoder:
-    """The trained vocoder behind the codec's default decode (``decode(logmel) -> audio``)."""
+    """The trained vocoder behind the codec's default decode (``decode(logmel) -> audio``).
+
+    ``refine`` (default 2) mel-projection passes follow the network (:func:`musicprobe.audio.spectral.mel_projection`:
+    the output's STFT is rescaled so that its mel matches the input mel, its phase kept). They halve the network's
+    remaining log-mel error for about 10 ms per pass on 5 s; ``refine=0`` is the network alone (``bench vocoder``
+    reports both).
+    """
 
     name = "mini-vocoder"
 
-    def __init__(self, net: VocosNet, meta: dict | None = None):
+    def __init__(self, net: VocosNet, meta: dict | None = None, refine: int = 2):
         self.net = net.eval()
         self.config = net.cfg
         self.meta = meta or {}
+        self.refine = refine
 
     @torch.no_grad()
-    def decode(self, logmel: np.ndarray | torch.Tensor) -> np.ndarray:
+    def decode(self, logmel: np.ndarray | torch.Tensor, refine: int | None = None) -> np.ndarray:
         """Raw natural-log mel ``(n_mels, T)`` (or ``(B, n_mels, T)``) -> float32 audio ``((T - 1) * hop,)``."""
         m = torch.as_tensor(np.asarray(logmel, dtype=np.float32))
         if m.shape[-2] != self.config.n_mels or m.ndim not in (2, 3):
@@ -127,7 +134,16 @@ class MiniVocoder:
             raise AudioError(f"mini-vocoder: expected a log-mel of shape {want}, got {tuple(m.shape)}")
         if not torch.isfinite(m).all():
             raise AudioError("mini-vocoder: the spectrogram contains NaN or infinite values")
-        y = self.net(m[None] if m.ndim == 2 else m)
+        batch = m[None] if m.ndim == 2 else m
+        y = self.net(batch)
+        passes = self.refine if refine is None else refine
+        if passes:
+            from musicprobe.audio.features import MelConfig
+            from musicprobe.audio.spectral import mel_projection
+
+            c = self.config
+            cfg = MelConfig(sr=c.sr, n_fft=c.n_fft, hop_length=c.hop_length, n_mels=c.n_mels)
+            y = mel_projection(y, batch, cfg, passes)
         y = y[0] if m.ndim == 2 else y
         return y.numpy().astype(np.float32)
 

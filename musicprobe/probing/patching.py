@@ -82,14 +82,14 @@ def patch_layers(
     for j, ((src_prompt, tgt_prompt), seed) in enumerate(jobs):
         src, src_lat = generate_and_record(sampler, probe, model.noise(seed), src_prompt, points)
         ref = _Reference(model, clap, src_lat, tgt_prompt)
-        plain, _ = denoise_injecting(model, probe, src, tgt_prompt, guidance=guidance)
+        plain, _ = denoise_injecting(probe, src, tgt_prompt, guidance=guidance)
         base = ref.measure(plain.final)
         bar.update(2)
         for i, point in enumerate(points):
             sched = InjectionSchedule(
                 layers=[point], kind=kind, tokens=tokens, curve="window", end=window, n_steps=steps
             )
-            path, _ = denoise_injecting(model, probe, src, tgt_prompt, schedule=sched, guidance=guidance)
+            path, _ = denoise_injecting(probe, src, tgt_prompt, schedule=sched, guidance=guidance)
             chroma, cqt, mse, clap_t = ref.measure(path.final)
             changes["chroma"][i, j] = chroma - base[0]
             changes["cqt1"][i, j] = cqt - base[1]

@@ -24,6 +24,7 @@ def model_key(model) -> str:
     decoder = {"decoder": getattr(codec, "decoder", None)}
     if decoder["decoder"] == "vocoder":
         decoder["vocoder"] = codec.vocoder.meta.get("train_steps")
+        decoder["refine"] = codec.vocoder.refine
     ident = json.dumps({"config": model.config.to_dict(), **model.meta, **decoder}, sort_keys=True, default=str)
     return hashlib.sha256(ident.encode()).hexdigest()[:12]
 
