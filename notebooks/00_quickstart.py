@@ -112,17 +112,21 @@ metrics_bar({"ideal edit": ideal, "unrelated clip": worst}, title="preservation 
 #
 # `musicprobe.zoo.load("mini-flux")` is a small FluxMusic-style rectified-flow transformer (diffusers'
 # `FluxTransformer2DModel`, MiniLM text encoder) trained on this synthetic corpus. It works on log-mel "tokens"
-# (4 frames each) and turns them back into audio with Griffin-Lim, so expect a slightly metallic sound.
+# (4 frames each) and turns them back into audio with **mini-vocoder**, a small neural vocoder (Vocos-style) we
+# trained on the same corpus. `load("mini-flux", decoder="griffin-lim")` gives the classic, phasey Griffin-Lim
+# decoding instead: listen to both below.
 
 # %%
-from musicprobe.inversion import generate
+from musicprobe.inversion import generate_latent
 from musicprobe.zoo import load
 
 mf = load("mini-flux")
 prompt = "a happy pop piece with flute playing the melody"
-generated = generate(mf, prompt, steps=10 if FAST else 25, guidance=4.0, seed=SEED)
-print(f"{len(generated) / mf.sr:.2f} s at {mf.sr} Hz")
+latent = generate_latent(mf, prompt, steps=10 if FAST else 25, guidance=4.0, seed=SEED)
+generated = mf.decode(latent)
+print(f"{len(generated) / mf.sr:.2f} s at {mf.sr} Hz, decoded by the {mf.codec.decoder}")
 display(Audio(generated, rate=mf.sr))
+display(Audio(mf.codec.decode(latent, "griffin-lim"), rate=mf.sr))  # the same latent, Griffin-Lim
 mel_figure(generated, cfg=MelConfig(hop_length=256), title=prompt).show()
 
 # %% [markdown]

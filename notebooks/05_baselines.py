@@ -104,9 +104,13 @@ ddim = reconstruct(ldm, source, pair.source_prompt, sr=sr, solver="ddim", steps=
 ddpm = Sampler(ldm, "ddpm", STEPS)
 maps = ddpm.invert_ddpm(x0, pair.source_prompt, seed=SEED)
 back = ddpm.sample_ddpm(maps, pair.source_prompt)
+friendly = InversionTrace.from_paths(maps.as_path(), back, prompt=pair.source_prompt)
 print(f"DDIM reconstruction log-mel MSE: {ddim.metrics['mel_mse']:.4f}")
 print(f"edit-friendly DDPM reconstruction latent max error: {float((back.final - x0).abs().max()):.1e}")
-ddim.plot(title="DDIM: drift between the inversion and the regeneration path")
+fig = ddim.plot(title="drift between the inversion and the regeneration path")
+fig.data[0].name = "DDIM"
+fig.add_trace(friendly.plot().data[0].update(name="edit-friendly DDPM"))
+fig
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -240,3 +240,14 @@ def test_a_walk_started_part_way_keeps_its_step_numbers_and_levels():
     assert torch.allclose(head.final, full.latents[2])  # stops at the level of step 2, not at the data
     with pytest.raises(ConfigError, match="start"):
         sampler.sample(model.noise(0), "p", start=3, until=2)
+
+
+def test_edit_friendly_noise_maps_give_a_zero_drift_trace():
+    from musicprobe.inversion import InversionTrace, Sampler
+
+    model = GaussianEpsModel()
+    sampler = Sampler(model, "ddpm", steps=6)
+    maps = sampler.invert_ddpm(_x0(6), "p", seed=1)
+    trace = InversionTrace.from_paths(maps.as_path(), sampler.sample_ddpm(maps, "p"))
+    assert trace.times[0] == 0.0 and np.all(np.diff(trace.times) >= 0) and len(trace.drift()) == 7
+    assert trace.drift().max() < 1e-20 and trace.nfe == 12

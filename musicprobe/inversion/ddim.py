@@ -123,6 +123,12 @@ class NoiseMaps:
     scales: list[float]
     eta: float
 
+    def as_path(self, num_train_timesteps: int = 1000) -> SamplerPath:
+        """The stored latents as an inversion path (data first, then rising noise), for an
+        :class:`~musicprobe.inversion.InversionTrace` against a regeneration."""
+        times = np.concatenate([[0.0], self.timesteps[::-1] / num_train_timesteps])
+        return SamplerPath(times, [self.xts[-1], *self.xts[-2::-1]], [], "ddpm", len(self.timesteps))
+
     def start_index(self, t_start: int) -> int:
         """The first step whose timestep is ``<= t_start`` (ZETA's ``T_start``)."""
         idx = np.nonzero(self.timesteps <= t_start)[0]

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig, MelCodec
 from musicprobe.models.text import TEXT_DIM, encode_text
+from musicprobe.models.weights import read_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -108,23 +107,12 @@ class MiniClap:
         return nn.functional.normalize(self.net.text(encode_text(texts).pooled), dim=-1)
 
     def save(self, folder: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(folder / "model.safetensors"))
-        (folder / "config.json").write_text(json.dumps({"config": self.config.to_dict(), **self.meta}, indent=2))
-        return folder
+        return save_weights(folder, self.net, self.config.to_dict(), self.meta)
 
     @classmethod
     def load(cls, folder: str | Path) -> MiniClap:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / "config.json").exists():
-            raise ConfigError(f"no mini-CLAP weights in {folder} (config.json missing)")
-        info = json.loads((folder / "config.json").read_text())
-        config = MiniClapConfig.from_dict(info.pop("config"))
-        net = MiniClapNet(config)
-        net.load_state_dict(load_file(str(folder / "model.safetensors")))
-        return cls(net, config, meta=info)
+        config, meta, state = read_weights(folder, "mini-CLAP")
+        cfg = MiniClapConfig.from_dict(config)
+        net = MiniClapNet(cfg)
+        net.load_state_dict(state)
+        return cls(net, cfg, meta=meta)

@@ -11,7 +11,6 @@ Conventions (the same as FluxMusic / diffusers' Flux pipelines):
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig, MelCodec
 from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, PromptCache, TextStates
+from musicprobe.models.weights import read_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -177,26 +177,12 @@ class MiniFlux:
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(dtype).contiguous() for k, v in self.transformer.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-        (folder / "config.json").write_text(json.dumps({"config": self.config.to_dict(), **self.meta}, indent=2))
-        return folder
+        return save_weights(folder, self.transformer, self.config.to_dict(), self.meta, dtype)
 
     @classmethod
     def load(cls, folder: str | Path, vocoder=None) -> MiniFlux:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / "config.json").exists():
-            raise ConfigError(f"no mini-flux weights in {folder} (config.json missing)")
-        info = json.loads((folder / "config.json").read_text())
-        config = MiniFluxConfig.from_dict(info.pop("config"))
-        transformer = build_transformer(config)
-        state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+        config, meta, state = read_weights(folder, "mini-flux")
+        cfg = MiniFluxConfig.from_dict(config)
+        transformer = build_transformer(cfg)
         transformer.load_state_dict(state)
-        return cls(transformer, config, meta=info, vocoder=vocoder)
-
+        return cls(transformer, cfg, meta=meta, vocoder=vocoder)

@@ -16,7 +16,6 @@ cross-attention stream. Audio is decoded by the codec's decoder (the mini-vocode
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig, MelCodec
 from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, PromptCache, TextStates
+from musicprobe.models.weights import read_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -202,25 +202,12 @@ class MiniLDM:
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(dtype).contiguous() for k, v in self.unet.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-        (folder / "config.json").write_text(json.dumps({"config": self.config.to_dict(), **self.meta}, indent=2))
-        return folder
+        return save_weights(folder, self.unet, self.config.to_dict(), self.meta, dtype)
 
     @classmethod
     def load(cls, folder: str | Path, vocoder=None) -> MiniLDM:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / "config.json").exists():
-            raise ConfigError(f"no mini-LDM weights in {folder} (config.json missing)")
-        info = json.loads((folder / "config.json").read_text())
-        config = MiniLDMConfig.from_dict(info.pop("config"))
-        unet = build_unet(config)
-        unet.load_state_dict({k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()})
-        return cls(unet, config, meta=info, vocoder=vocoder)
-
+        config, meta, state = read_weights(folder, "mini-LDM")
+        cfg = MiniLDMConfig.from_dict(config)
+        unet = build_unet(cfg)
+        unet.load_state_dict(state)
+        return cls(unet, cfg, meta=meta, vocoder=vocoder)

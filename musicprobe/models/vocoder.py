@@ -12,7 +12,6 @@ what :meth:`musicprobe.models.codec.MelCodec.log_mel` returns; ``mel_mean`` / ``
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from musicprobe.errors import AudioError, ConfigError
+from musicprobe.models.weights import read_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -151,22 +151,11 @@ class MiniVocoder:
         return sum(p.numel() for p in self.net.parameters())
 
     def save(self, folder: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"))
-        (folder / "config.json").write_text(json.dumps({"config": self.config.to_dict(), **self.meta}, indent=2))
-        return folder
+        return save_weights(folder, self.net, self.config.to_dict(), self.meta, torch.float16)
 
     @classmethod
     def load(cls, folder: str | Path) -> MiniVocoder:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        d = json.loads((folder / "config.json").read_text())
-        net = VocosNet(VocoderConfig.from_dict(d.pop("config") if "config" in d else d.pop("model")))
-        state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+        config, meta, state = read_weights(folder, "mini-vocoder")
+        net = VocosNet(VocoderConfig.from_dict(config))
         net.load_state_dict(state)
-        return cls(net, meta=d)
+        return cls(net, meta=meta)
