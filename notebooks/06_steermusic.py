@@ -59,14 +59,16 @@ display(Audio(source, rate=sr), Audio(result.edited, rate=sr))
 result.plot("trace")
 
 # %% [markdown]
-# The distance to the source grows quickly at first and then settles as the learning rate decays; the gradient
-# norm is noisy because every iteration draws a new $t$ (large $t$: coarse structure; small $t$: detail).
+# The distance to the source grows steadily, step by small step (the learning rate is small and decays by 0.9
+# every 20 iterations); the gradient norm is noisy because every iteration draws a new $t$ (large $t$: coarse
+# structure; small $t$: detail). On mini-LDM we draw $t \in [500, 980]$: the small timesteps of the reference's
+# range add high-frequency artefacts here (see `SteerMusicConfig`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 d = result.trace.distance
 print("the latent moved away from the source:", d[-1] > 0)
-print("and moved less in the last quarter than in the first:", d[-1] - d[3 * len(d) // 4] < d[len(d) // 4] - d[0])
+print("and kept moving in the second half:", d[-1] > d[len(d) // 2] > 0)
 
 # %% [markdown]
 # ## 2. The same prompts cancel exactly

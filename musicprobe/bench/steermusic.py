@@ -29,20 +29,21 @@ def method_grid(quick: bool = False) -> dict:
         "SDEdit s=0.75": (SDEdit, {"strength": 0.75, "steps": steps}),
         "DDIM": (DDIMEdit, {"steps": steps}),
         "ZETA": (ZETA, {"steps": steps}),
-        "SteerMusic": (SteerMusic, {"steps": 60 if quick else 200}),
+        "SteerMusic": (SteerMusic, {"steps": 50 if quick else 100, "lr": 0.01 if quick else 0.005}),
     }
 
 
 def steermusic_comparison(n_pairs: int = 16, quick: bool = False, progress: bool = True,
-                          methods: dict | None = None) -> dict:
-    """Mean metrics per method over ``n_pairs`` held-out edits (instrument and genre alternating)."""
+                          methods: dict | None = None, model=None, clap=None) -> dict:
+    """Mean metrics per method over ``n_pairs`` held-out edits (instrument and genre alternating); ``model``
+    defaults to the zoo's mini-LDM."""
     from tqdm.auto import tqdm
 
     from musicprobe.metrics.clap import fad
     from musicprobe.metrics.perceptual import lpaps
     from musicprobe.zoo import load
 
-    ldm, clap = load("mini-ldm"), load("mini-clap")
+    ldm, clap = model or load("mini-ldm"), clap or load("mini-clap")
     methods = methods or method_grid(quick)
     pairs = heldout_pairs(n_pairs, kinds=("instrument", "genre"))
     rows: dict[str, list[dict]] = defaultdict(list)

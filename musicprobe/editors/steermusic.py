@@ -8,8 +8,11 @@ noise ``eps`` shared by both branches, noises both latents with them, and moves 
 Jacobian-free (the UNet is not back-propagated; ``g`` is applied to ``z`` as its gradient), with SGD and a step
 decay of the learning rate. What both branches share (the source's structure, the noise) cancels in the
 difference; what the prompts change remains. Reference defaults (``sony/steermusic``, AudioLDM2): 400 iterations,
-CFG 30 on both branches, lr 0.02, StepLR(20, 0.9), t in [20, 980], weight 2. Ours are chosen on mini-LDM with
-``musicprobe bench steermusic``. ``steps`` is the number of DDS iterations (there is no sampler walk).
+CFG 30 on both branches, lr 0.02, StepLR(20, 0.9), t in [20, 980], weight 2 (``SteerMusicConfig.reference()``).
+Ours, measured on mini-LDM (3 held-out pairs, then ``musicprobe bench steermusic``): 100 iterations, lr 0.005,
+t in [500, 980], CFG 30, weight 2. With the reference's lr the latent drifts far enough to lose the melody
+(CQT-1 PCC about 0.03 on mini-LDM), and timesteps below 500 add high-frequency artefacts that mini-CLAP does not
+hear as the target instrument. ``steps`` is the number of DDS iterations (there is no sampler walk).
 """
 
 from __future__ import annotations
@@ -32,17 +35,22 @@ from musicprobe.inversion import SamplerPath
 class SteerMusicConfig(EditConfig):
     """DDS settings. ``steps``: iterations; ``source_guidance`` / ``target_guidance``: CFG of each branch."""
 
-    steps: int = 400
+    steps: int = 100
     solver: str = "ddim"  # unused: DDS does not walk a sampler (kept so every config has the shared fields)
     source_guidance: float = 30.0
     target_guidance: float = 30.0
-    lr: float = 0.02
+    lr: float = 0.005
     lr_step: int = 20
     lr_gamma: float = 0.9
-    t_min: int = 20
+    t_min: int = 500
     t_max: int = 980
     weight: float = 2.0
     seed: int = 0
+
+    @classmethod
+    def reference(cls, **kw) -> SteerMusicConfig:
+        """The defaults of ``sony/steermusic`` (AudioLDM2): 400 iterations, lr 0.02, t in [20, 980]."""
+        return cls(**{"steps": 400, "lr": 0.02, "t_min": 20, **kw})
 
     def __post_init__(self) -> None:
         super().__post_init__()

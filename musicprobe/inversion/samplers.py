@@ -199,14 +199,14 @@ def generate_latents(
     *,
     steps: int = 25,
     guidance: float = 4.0,
-    solver: str = "euler",
+    solver: str | None = None,
     batch: int = 16,
 ) -> torch.Tensor:
     """Latents of ``prompts[i]`` from ``seeds[i]``'s noise, ``batch`` generations per sampler run (one CFG-doubled
     model call per step per batch)."""
     if len(prompts) != len(seeds):
         raise ConfigError(f"generate_latents: {len(prompts)} prompts but {len(seeds)} seeds")
-    sampler = Sampler(model, solver, steps, guidance)
+    sampler = Sampler(model, solver or solvers_for(model)[0], steps, guidance)
     outs = []
     for i in range(0, len(prompts), batch):
         ps, ss = prompts[i : i + batch], seeds[i : i + batch]
