@@ -1,6 +1,7 @@
 """The MusicKV comparison: vital layers vs the same number of random layers vs all layers, on held-out pairs.
 
-Two ways of finding the vital layers are compared, each against random layer sets of the same size:
+Two ways of finding the vital layers are compared, each against random layer sets of the same size and
+against the same number of *least* vital layers (the bottom of the same ranking):
 
 - ``bypass``: the paper's probing (Stable Flow / MusicKV): the layers whose removal changes the output most;
 - ``patching``: our causal variant (:func:`musicprobe.probing.patch_layers`): the layers whose injected K/V
@@ -80,6 +81,7 @@ def musickv_comparison(
     for pair in tqdm(heldout_pairs(n_pairs), desc="musickv pairs", disable=not progress):
         src = editor.record_source(pair.source.audio, pair.source_prompt, sr=pair.source.sr)
         sets = {f"vital_{m}": layers for m, (layers, _) in found.items()} | {"all": every, "none": []}
+        sets |= {f"least_{m}": scores.bottom_k(k) for m, (_, scores) in found.items()}
         for r in range(n_random):
             sets[f"random{r}"] = sorted(rng.choice(every, size=k, replace=False).tolist())
         for name, layers in sets.items():
@@ -100,14 +102,17 @@ def musickv_comparison(
             "fidelity (cqt1_pcc) above random": v["cqt1_pcc"] > r["cqt1_pcc"],
             "editability (clap_target) within 0.02 of random": v["clap_target"] >= r["clap_target"] - 0.02,
             "tradeoff above random": v["tradeoff"] > r["tradeoff"],
+            "fidelity (cqt1_pcc) above the least vital layers": v["cqt1_pcc"] > table[f"least_{m}"]["cqt1_pcc"],
         }
     return {
         "n_pairs": n_pairs,
         "k": k,
         "vital_layers": {m: layers for m, (layers, _) in found.items()},
+        "least_vital_layers": {m: s.bottom_k(k) for m, (_, s) in found.items()},
         "probing_ranking": {m: s.ranking()[:6] for m, (_, s) in found.items()},
         "schedule": {"curve": curve, "end": end, "steps": steps, "tokens": tokens, "source_branch": source_branch},
         "n_random": n_random,
         "table": table,
         "vital_beats_random": verdict,
+        "per_pair": {v: [{key: float(m[key]) for key in KEYS} for m in rows] for v, rows in per.items()},
     }

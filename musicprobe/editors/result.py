@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from musicprobe.audio.io import load_audio, save_audio
+from musicprobe.editors.traces import load_trace
 
 
 def edit_metrics(
@@ -144,16 +145,5 @@ class EditResult:
             seconds=meta["seconds"],
             label=meta.get("label", ""),
             provenance=meta.get("provenance", {}),
-            trace=_load_trace(folder / "trace.json"),
+            trace=load_trace(folder / "trace.json"),
         )
-
-
-def _load_trace(path: Path):
-    if not path.exists():
-        return None
-    blob = json.loads(path.read_text())
-    if blob["type"] == "DDSTrace":
-        from musicprobe.editors.steermusic import DDSTrace
-
-        return DDSTrace(**blob["data"])
-    return blob["data"]

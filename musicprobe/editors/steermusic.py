@@ -17,9 +17,7 @@ hear as the target instrument. ``steps`` is the number of DDS iterations (there 
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,6 +25,7 @@ import torch
 from musicprobe.editors.base import Editor
 from musicprobe.editors.config import EditConfig
 from musicprobe.editors.sources import RecordedSource
+from musicprobe.editors.traces import DDSTrace
 from musicprobe.errors import ConfigError
 from musicprobe.inversion import SamplerPath
 
@@ -58,40 +57,6 @@ class SteerMusicConfig(EditConfig):
             raise ConfigError(f"need 0 <= t_min < t_max <= 1000, got t_min={self.t_min}, t_max={self.t_max}")
         if self.lr <= 0 or self.lr_step < 1 or not 0 < self.lr_gamma <= 1 or self.weight <= 0:
             raise ConfigError("lr and weight must be positive, lr_step >= 1 and lr_gamma in (0, 1]")
-
-
-@dataclass
-class DDSTrace:
-    """Per-iteration instrumentation of a DDS run: the timestep drawn, the gradient norm and the latent's MSE
-    distance to the source (it starts at 0 and grows as the edit moves away)."""
-
-    t: list[int] = field(default_factory=list)
-    grad_norm: list[float] = field(default_factory=list)
-    distance: list[float] = field(default_factory=list)
-
-    def plot(self, title: str = "DDS: gradient norm and distance to the source per iteration"):
-        from plotly.subplots import make_subplots
-
-        fig = make_subplots(specs=[[{"secondary_y": True}]])
-        it = list(range(1, len(self.t) + 1))
-        fig.add_scatter(x=it, y=self.grad_norm, name="|g| (DDS gradient norm)", mode="lines")
-        fig.add_scatter(x=it, y=self.distance, name="MSE(z, z_src)", mode="lines", secondary_y=True)
-        fig.update_layout(title=title, xaxis_title="iteration", template="plotly_white", height=340)
-        fig.update_yaxes(title_text="gradient norm", secondary_y=False)
-        fig.update_yaxes(title_text="distance to source", secondary_y=True)
-        return fig
-
-    def to_dict(self) -> dict:
-        return {"t": self.t, "grad_norm": self.grad_norm, "distance": self.distance}
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict()))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> DDSTrace:
-        return cls(**json.loads(Path(path).read_text()))
 
 
 def dds_step(model, z, z_src, prompts, t: int, eps: torch.Tensor, guidance: tuple[float, float]) -> torch.Tensor:

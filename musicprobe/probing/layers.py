@@ -88,6 +88,13 @@ class LayerScores:
         ranked = [p for p, _ in self.ranking(view) if not attention_only or not _is_block(p)]
         return ranked[:k]
 
+    def bottom_k(self, k: int, view: str | None = None, attention_only: bool = False) -> list[str]:
+        """The ``k`` least vital points, least first (the control for a vital set: same count, lowest scores)."""
+        if k < 1:
+            raise ConfigError(f"bottom_k: k must be >= 1, got {k}")
+        ranked = [p for p, _ in self.ranking(view) if not attention_only or not _is_block(p)]
+        return ranked[::-1][:k]
+
     def above(self, threshold: float, view: str | None = None) -> list[str]:
         """Points whose (combined or per-view) score is at least ``threshold``."""
         return [p for p, s in self.ranking(view) if s >= threshold]

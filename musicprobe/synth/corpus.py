@@ -133,18 +133,27 @@ def mood_edit(clip: Clip, new_mood: str | None = None) -> EditPair:
     )
 
 
-def random_edit(clip: Clip, kind: str, rng: np.random.Generator) -> EditPair:
-    """An edit of ``kind`` with a target drawn from ``rng`` among the valid choices."""
+def edit_choices(clip: Clip, kind: str) -> list[str]:
+    """The valid targets of an edit of ``kind`` on ``clip`` (empty when none exists, e.g. a genre edit of the
+    only genre in its meter)."""
     check_known("edit kind", kind, EDIT_KINDS)
     if kind == "instrument":
         old = clip.plan.instruments["melody"]
-        choices = [i for i in INSTRUMENTS if i not in (old, "bass")]
-        return instrument_edit(clip, str(rng.choice(choices)))
+        return [i for i in INSTRUMENTS if i not in (old, "bass")]
     if kind == "genre":
         bpb = GENRES[clip.plan.genre].beats_per_bar
-        choices = [g for g, v in GENRES.items() if g != clip.plan.genre and v.beats_per_bar == bpb]
-        if not choices:
-            raise ConfigError(f"no genre shares the meter of {clip.plan.genre!r}")
+        return [g for g, v in GENRES.items() if g != clip.plan.genre and v.beats_per_bar == bpb]
+    return [MOOD_OPPOSITE[clip.plan.mood]]
+
+
+def random_edit(clip: Clip, kind: str, rng: np.random.Generator) -> EditPair:
+    """An edit of ``kind`` with a target drawn from ``rng`` among the valid choices."""
+    choices = edit_choices(clip, kind)
+    if not choices:
+        raise ConfigError(f"no genre shares the meter of {clip.plan.genre!r}: no {kind} edit exists for this clip")
+    if kind == "instrument":
+        return instrument_edit(clip, str(rng.choice(choices)))
+    if kind == "genre":
         return genre_edit(clip, str(rng.choice(choices)))
     return mood_edit(clip)
 
