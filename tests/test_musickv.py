@@ -142,7 +142,9 @@ def test_layer_scores_combine_gains_and_costs():
     }
     s = LayerScores(["a", "b"], changes, settings={"cost_views": ["edit_cost"], "cost_weight": 0.5})
     assert np.allclose(s.score, [(1.0 + 1.0) / 2 - 0.5 * 1.0, (0.5 - 0.5) / 2 - 0.5 * 0.25])
-    assert s.top_k(1) == ["a"]
+    assert s.top_k(1) == ["a"] and s.bottom_k(1) == ["b"] and s.bottom_k(2) == ["b", "a"]
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        s.bottom_k(0)
     plain = LayerScores(["a", "b"], {"chroma": changes["chroma"]})
     assert plain.method == "bypass" and np.allclose(plain.score, [1.0, 0.5])
 

@@ -124,6 +124,20 @@ def test_genre_edit_keeps_melody_changes_accompaniment():
         genre_edit(clip, "rokc")
 
 
+def test_a_waltz_has_no_genre_edit_and_held_out_pairs_skip_it():
+    from musicprobe.bench.musrec import heldout_pairs
+    from musicprobe.synth import edit_choices, random_edit
+
+    waltz = make_clip(7, genre="waltz")
+    assert edit_choices(waltz, "genre") == [] and "waltz" not in edit_choices(make_clip(7, genre="pop"), "genre")
+    with pytest.raises(ConfigError, match="meter of 'waltz'"):
+        random_edit(waltz, "genre", np.random.default_rng(0))
+    pairs = heldout_pairs(6, kinds=("instrument", "genre"))
+    assert [p.kind for p in pairs] == ["instrument", "genre"] * 3
+    assert all(p.change["from"] != p.change["to"] and "waltz" not in (p.change["from"], p.change["to"])
+               for p in pairs if p.kind == "genre")
+
+
 def test_stem_tasks_are_exact(pop_clip):
     tasks = stem_tasks(pop_clip, "melody", new_instrument="flute")
     stems = pop_clip.rendering.stems
