@@ -72,16 +72,18 @@ def musickv_comparison(
 
     mf, clap = load("mini-flux"), load("mini-clap")
     found = {m: vital_layers(mf, clap, k, m) for m in methods}
+    least = {m: scores.bottom_k(k) for m, (_, scores) in found.items()}
     every = probe_points(Probe.for_model(mf), "attention")
     spec = ScheduleSpec(kind="kv", tokens=tokens, curve=curve, end=end)
     cfg = MusicKVConfig(layers=every, steps=steps, schedule=spec, source_branch=source_branch)
     editor = MusicKV(mf, cfg, clap=clap)
     rng = np.random.default_rng(0)
     per: dict[str, list[dict]] = defaultdict(list)
+    fixed_sets = {f"vital_{m}": layers for m, (layers, _) in found.items()} | {"all": every, "none": []}
+    fixed_sets |= {f"least_{m}": layers for m, layers in least.items()}
     for pair in tqdm(heldout_pairs(n_pairs), desc="musickv pairs", disable=not progress):
         src = editor.record_source(pair.source.audio, pair.source_prompt, sr=pair.source.sr)
-        sets = {f"vital_{m}": layers for m, (layers, _) in found.items()} | {"all": every, "none": []}
-        sets |= {f"least_{m}": scores.bottom_k(k) for m, (_, scores) in found.items()}
+        sets = dict(fixed_sets)
         for r in range(n_random):
             sets[f"random{r}"] = sorted(rng.choice(every, size=k, replace=False).tolist())
         for name, layers in sets.items():
@@ -108,7 +110,7 @@ def musickv_comparison(
         "n_pairs": n_pairs,
         "k": k,
         "vital_layers": {m: layers for m, (layers, _) in found.items()},
-        "least_vital_layers": {m: s.bottom_k(k) for m, (_, s) in found.items()},
+        "least_vital_layers": least,
         "probing_ranking": {m: s.ranking()[:6] for m, (_, s) in found.items()},
         "schedule": {"curve": curve, "end": end, "steps": steps, "tokens": tokens, "source_branch": source_branch},
         "n_random": n_random,

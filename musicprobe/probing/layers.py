@@ -82,18 +82,17 @@ class LayerScores:
         order = np.argsort(-s, kind="stable")
         return [(self.points[i], float(s[i])) for i in order]
 
-    def top_k(self, k: int, view: str | None = None, attention_only: bool = False) -> list[str]:
+    def _ranked_names(self, name: str, k: int, view: str | None, attention_only: bool) -> list[str]:
         if k < 1:
-            raise ConfigError(f"top_k: k must be >= 1, got {k}")
-        ranked = [p for p, _ in self.ranking(view) if not attention_only or not _is_block(p)]
-        return ranked[:k]
+            raise ConfigError(f"{name}: k must be >= 1, got {k}")
+        return [p for p, _ in self.ranking(view) if not attention_only or not _is_block(p)]
+
+    def top_k(self, k: int, view: str | None = None, attention_only: bool = False) -> list[str]:
+        return self._ranked_names("top_k", k, view, attention_only)[:k]
 
     def bottom_k(self, k: int, view: str | None = None, attention_only: bool = False) -> list[str]:
         """The ``k`` least vital points, least first (the control for a vital set: same count, lowest scores)."""
-        if k < 1:
-            raise ConfigError(f"bottom_k: k must be >= 1, got {k}")
-        ranked = [p for p, _ in self.ranking(view) if not attention_only or not _is_block(p)]
-        return ranked[::-1][:k]
+        return self._ranked_names("bottom_k", k, view, attention_only)[::-1][:k]
 
     def above(self, threshold: float, view: str | None = None) -> list[str]:
         """Points whose (combined or per-view) score is at least ``threshold``."""
