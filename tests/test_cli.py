@@ -52,6 +52,27 @@ def test_edit_musickv_generated_path_and_explicit_layers(tmp_path, capsys):
     assert _json(capsys)["layers"] == ["single_blocks.0.attn"] and out.exists()
 
 
+@pytest.mark.parametrize(("method", "extra", "label"), [
+    ("sdedit", ["--strength", "0.3"], "SDEdit s=0.3"),
+    ("ddim", [], "DDIM inversion (3 steps)"),
+    ("zeta", ["--t-start", "300"], "ZETA t_start=300"),
+    ("steermusic", [], "SteerMusic (3 it, CFG 30)"),
+])
+def test_every_epsilon_editor_runs_from_the_cli(tmp_path, capsys, method, extra, label):
+    out = tmp_path / f"{method}.wav"
+    assert main(["edit", method, SRC, *PROMPTS, "--steps", "3", *extra, "--out", str(out), "--json"]) == 0
+    summary = _json(capsys)
+    y, sr = load_audio(out, sr=None)
+    assert summary["method"] == method and summary["label"] == label
+    assert sr == 16000 and len(y) == 80000 and 0 <= summary["chroma"] <= 1  # the input's rate and 5 s
+
+
+def test_an_epsilon_editor_refuses_a_bad_setting_before_any_work(tmp_path, capsys):
+    out = tmp_path / "never.wav"
+    assert main(["edit", "sdedit", SRC, *PROMPTS, "--strength", "1.5", "--out", str(out)]) == 2
+    assert "strength must be in (0, 1], got 1.5" in capsys.readouterr().err and not out.exists()
+
+
 def test_invert_reports_the_trace_and_writes_its_files(tmp_path, capsys):
     argv = ["invert", SRC, "--prompt", "a happy pop piece with piano playing the melody", "--steps", "3",
             "--out", str(tmp_path / "inv"), "--json"]
