@@ -145,8 +145,72 @@ errs = {n: reconstruct_ddim(gaussian_eps(0.5, alphas), x0, alphas, steps=n).late
 print("DDIM round-trip error falls with steps:", errs[5] > errs[20] > errs[100])
 
 # %% [markdown]
+# ## 7. Stable Audio's sampler: a deterministic DPM-Solver++ on mini-SAO
+#
+# Stable Audio Open (MusicKV's base) predicts $v$ in the cosine parameterisation and samples with
+# `CosineDPMSolverMultistepScheduler`: noise levels $\sigma$ spaced exponentially from 500 down to 0.3, then a
+# last jump to 0, and an SDE solver that adds fresh noise at every step. MusicKV's reference removes that noise, so
+# sampling (and inversion) become a deterministic **DPM-Solver++(2M)**: one model call per step, second order
+# through the previous step's prediction of the clean audio. mini-SAO brings that grid with it, and `dpmpp-2m` is
+# one more solver of the same sampler layer, so Euler, RF-Solver and DPM-Solver++ compare on the same grid and
+# the same NFE.
+#
+# (The first check repeats section 1's known answer for DPM-Solver++ away from the grid's ends, where it is second
+# order; its first and last steps are first order, as diffusers' `lower_order_final`.)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import numpy as np
+
+from musicprobe.inversion import integrate
+
+grid_errs = []
+for n in (16, 32):
+    grid = np.linspace(0.9, 0.1, n + 1)
+    exact_mid = gaussian_flow_map(x0, 0.9, 0.1, 0.5)
+    grid_errs.append(float((integrate(x0, grid, gaussian_velocity(0.5), "dpmpp-2m").final - exact_mid).abs().max()))
+print(f"dpmpp-2m error ratio when halving the step: {grid_errs[0] / grid_errs[1]:.0f}x")
+
+# %%
+sao = load("mini-sao")
+SAO_NFE = 10 if FAST else 24
+sao_traces = {
+    "dpmpp-2m": reconstruct(sao, audio, prompt, sr=sr, solver="dpmpp-2m", steps=SAO_NFE),
+    "euler": reconstruct(sao, audio, prompt, sr=sr, solver="euler", steps=SAO_NFE),
+    "rf-solver": reconstruct(sao, audio, prompt, sr=sr, solver="rf-solver", steps=SAO_NFE // 2),
+}
+for name, tr in sao_traces.items():
+    print(f"{name:<9}", tr.summary(3))
+fig = sao_traces["dpmpp-2m"].plot(title=f"mini-SAO: drift between inversion and regeneration ({SAO_NFE} NFE)")
+fig.data[0].name = "dpmpp-2m"
+for name in ("euler", "rf-solver"):
+    fig.add_trace(sao_traces[name].plot().data[0].update(name=name))
+fig
+
+# %%
+# NBVAL_CHECK_OUTPUT
+mse = {name: tr.metrics["mel_mse"] for name, tr in sao_traces.items()}
+print("DPM-Solver++ reconstructs better than Euler at equal NFE:", mse["dpmpp-2m"] < mse["euler"])
+
+# %% [markdown]
+# **Is the inverted latent noise?** A latent the model would sample from is standard normal (std 1 at $t \approx 1$).
+# Inversion only approximates that: its first step starts from clean audio, where the model cannot tell what noise
+# to add (it predicts none), so the path stays "too clean". On mini-flux's uniform grid that first step is short;
+# Stable Audio's grid jumps straight from $\sigma = 0$ to $\sigma_{min} = 0.3$ (MusicKV's reference inverse scheduler
+# does the same by treating the clean latent as the $\sigma_{min}$ sample). Reconstruction under the same prompt
+# does not care (the ODE is walked back exactly), but an edit regenerates this latent under *another* prompt, from
+# a starting point the model never saw in training.
+
+# %%
+stds = {"mini-flux (rf-solver)": float(traces["rf-solver"].inverted_noise.std()),
+        "mini-SAO (dpmpp-2m)": float(sao_traces["dpmpp-2m"].inverted_noise.std())}
+print({k: round(v, 2) for k, v in stds.items()}, "(a sampled latent: 1.0)")
+
+# %% [markdown]
 # ## What to take away
 #
 # * Inversion is never free: the regenerated clip differs from the source, most of all at the data end.
 # * At equal model evaluations the second-order RF-Solver reconstructs far better than Euler; this is why MusRec
 #   (and RF-Solver-Edit) use it, and why its two calls per step both get cached for editing (notebook 02).
+# * Stable Audio's own sampler, made deterministic, is a multistep second-order solver with one call per step;
+#   MusicKV's real-audio path inverts with it (notebook 03 runs MusicKV on mini-SAO).

@@ -53,3 +53,13 @@ def make_tiny_ldm(seed: int = 0):
 
     cfg = MiniLDMConfig(block_out_channels=(16, 32), attention_heads=2, codec=CodecConfig(**TINY_CODEC_KW))
     return MiniLDM(build_unet(cfg, seed=seed), cfg)
+
+
+def make_tiny_sao(seed: int = 0):
+    """A random-init mini-SAO on 1 s clips (16 tokens), small enough for fast editor tests."""
+    from musicprobe.models.codec import CodecConfig
+    from musicprobe.models.minisao import MiniSAO, MiniSAOConfig, build_network
+
+    cfg = MiniSAOConfig(num_layers=3, num_attention_heads=4, num_key_value_attention_heads=2, attention_head_dim=8,
+                        cross_attention_dim=16, time_proj_dim=8, codec=CodecConfig(**TINY_CODEC_KW))
+    return MiniSAO(build_network(cfg, seed=seed), cfg)

@@ -101,7 +101,7 @@ def test_probe_layers_writes_scores(tmp_path, capsys, method):
 def test_zoo_list_names_every_model(capsys):
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("mini-flux", "mini-clap", "mini-vocoder"):
+    for name in ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao"):
         assert f"{name}: installed" in out
 
 
@@ -118,6 +118,27 @@ def test_cli_defaults_come_from_the_config_dataclasses():
     assert mr.no_uncond_injection is (not c.inject_uncond)
     mk = parser.parse_args(["edit", "musickv", "--source-prompt", "a", "--target-prompt", "b", "--out", "o"])
     s, kc = musickv_schedule(), MusicKVConfig(layers=["x"])
-    assert (mk.curve, mk.strength, mk.start, mk.end, mk.inject, mk.tokens) == (
-        s.curve, s.strength, s.start, s.end, s.kind, s.tokens)
+    assert (mk.curve, mk.strength, mk.start, mk.end, mk.inject) == (s.curve, s.strength, s.start, s.end, s.kind)
     assert (mk.steps, mk.source_branch) == (kc.steps, kc.source_branch)
+    assert mk.tokens is None and mk.solver is None  # chosen per model: musickv_tokens, the model's default_solver
+
+
+def test_edit_musickv_on_mini_sao_uses_its_self_attention_and_sampler(tmp_path, capsys):
+    out = tmp_path / "sao.wav"
+    argv = ["edit", "musickv", "--model", "mini-sao", "--generate", *PROMPTS, "--k", "2", "--steps", "3",
+            "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = _json(capsys)
+    assert len(summary["layers"]) == 2 and all(layer.endswith(".self_attn") for layer in summary["layers"])
+    assert out.stat().st_size > 10_000
+    argv = ["invert", SRC, "--model", "mini-sao", "--solver", "dpmpp-2m", "--steps", "3", "--json"]
+    assert main(argv) == 0
+    assert _json(capsys)["nfe"] == 6  # one call per step, both directions
+
+
+def test_a_model_of_the_wrong_family_or_a_bench_without_models_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "never.wav"
+    assert main(["edit", "musickv", SRC, *PROMPTS, "--model", "mini-ldm", "--layers", "x", "--out", str(out)]) == 2
+    assert "mini-ldm is an epsilon model; this command needs a flow model" in capsys.readouterr().err
+    assert main(["bench", "synth", "--model", "mini-sao"]) == 2
+    assert "bench synth has no --model; benchmarks that take one: inversion, musickv" in capsys.readouterr().err

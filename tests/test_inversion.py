@@ -251,3 +251,35 @@ def test_edit_friendly_noise_maps_give_a_zero_drift_trace():
     trace = InversionTrace.from_paths(maps.as_path(), sampler.sample_ddpm(maps, "p"))
     assert trace.times[0] == 0.0 and np.all(np.diff(trace.times) >= 0) and len(trace.drift()) == 7
     assert trace.drift().max() < 1e-20 and trace.nfe == 12
+
+
+def test_dpmpp_2m_is_second_order_inside_the_grid_and_first_order_at_its_ends():
+    v = gaussian_velocity(SCALE)
+    x = _x0(3)
+    errs = {}
+    for solver in ("euler", "dpmpp-2m"):
+        for n in (16, 32):
+            grid = np.linspace(0.9, 0.1, n + 1)  # interior: lambda finite everywhere
+            exact = gaussian_flow_map(x, 0.9, 0.1, SCALE)
+            errs[solver, n] = float((integrate(x, grid, v, solver).final - exact).abs().max())
+    assert 1.6 < errs["euler", 16] / errs["euler", 32] < 2.4
+    assert errs["dpmpp-2m", 16] / errs["dpmpp-2m", 32] > 3.2  # halving h quarters the error
+    assert errs["dpmpp-2m", 32] < 0.2 * errs["euler", 32]  # one call per step, like Euler, far more accurate
+    # one step from t = 1 (lambda infinite) is the first-order update, identical to Euler
+    grid = np.array([1.0, 0.6])
+    assert torch.allclose(integrate(x, grid, v, "dpmpp-2m").final, integrate(x, grid, v, "euler").final)
+    # the first interior step has no history: first order too
+    grid = np.array([0.8, 0.5])
+    assert torch.allclose(integrate(x, grid, v, "dpmpp-2m").final, integrate(x, grid, v, "euler").final)
+
+
+def test_dpmpp_2m_inversion_round_trip_converges():
+    v = gaussian_velocity(SCALE)
+    x0 = _x0(4)
+    errs = []
+    for n in (8, 16, 32):
+        grid = np.linspace(0.95, 0.0, n + 1)
+        noise = integrate(x0, grid[::-1].copy(), v, "dpmpp-2m").final
+        errs.append(float((integrate(noise, grid, v, "dpmpp-2m").final - x0).abs().max()))
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] < 0.5 * errs[0]

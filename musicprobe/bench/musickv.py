@@ -8,7 +8,8 @@ against the same number of *least* vital layers (the bottom of the same ranking)
   carry the most source structure per unit of editability lost.
 
 Both probes run on *generated* prompt pairs (the probe set); the comparison runs on *held-out real clips*
-(RF-Solver inversion), so a vital set must generalise from one to the other. One inversion per pair records
+(inversion: RF-Solver on mini-flux, the deterministic DPM-Solver++ on mini-SAO, as the reference), so a vital set
+must generalise from one to the other. One inversion per pair records
 K/V at every attention layer, so every layer set is injected from the same recording. Random sets are drawn
 ``n_random`` times per pair (fixed seed) and averaged.
 
@@ -55,27 +56,32 @@ def musickv_comparison(
     curve: str = "ramp",
     end: int | None = None,
     n_random: int = 3,
-    tokens: str = "audio",
+    tokens: str | None = None,
     methods: tuple[str, ...] = METHODS,
     source_branch: str = "regenerate",
     progress: bool = True,
+    model: str = "mini-flux",
 ) -> dict:
-    """Vital (per method) vs random vs all vs no layers, MusicKV's reference ramp and source branch by default."""
+    """Vital (per method) vs random vs all vs no layers on zoo ``model`` (``mini-flux`` or ``mini-sao``), MusicKV's
+    reference ramp and source branch by default; ``tokens`` and the solver default to the model's
+    (:func:`~musicprobe.editors.musickv.musickv_tokens`, its ``default_solver`` or RF-Solver)."""
     from dataclasses import replace
 
     from tqdm.auto import tqdm
 
-    from musicprobe.editors import MusicKV, MusicKVConfig
+    from musicprobe.editors import MusicKV, MusicKVConfig, musickv_tokens
     from musicprobe.hooks import Probe, ScheduleSpec
     from musicprobe.probing import probe_points
     from musicprobe.zoo import load
 
-    mf, clap = load("mini-flux"), load("mini-clap")
+    mf, clap = load(model), load("mini-clap")
+    tokens = tokens or musickv_tokens(mf)
+    solver = getattr(mf, "default_solver", "rf-solver")
     found = {m: vital_layers(mf, clap, k, m) for m in methods}
     least = {m: scores.bottom_k(k) for m, (_, scores) in found.items()}
     every = probe_points(Probe.for_model(mf), "attention")
     spec = ScheduleSpec(kind="kv", tokens=tokens, curve=curve, end=end)
-    cfg = MusicKVConfig(layers=every, steps=steps, schedule=spec, source_branch=source_branch)
+    cfg = MusicKVConfig(layers=every, steps=steps, schedule=spec, source_branch=source_branch, solver=solver)
     editor = MusicKV(mf, cfg, clap=clap)
     rng = np.random.default_rng(0)
     per: dict[str, list[dict]] = defaultdict(list)
@@ -107,6 +113,8 @@ def musickv_comparison(
             "fidelity (cqt1_pcc) above the least vital layers": v["cqt1_pcc"] > table[f"least_{m}"]["cqt1_pcc"],
         }
     return {
+        "model": model,
+        "solver": solver,
         "n_pairs": n_pairs,
         "k": k,
         "vital_layers": {m: layers for m, (layers, _) in found.items()},

@@ -2,10 +2,12 @@
 
 - mini-CLAP on held-out clips: text->audio retrieval top-1 (query: a clip's caption; correct when the retrieved
   clip has the same instrument / genre) and zero-shot classification (prompt ensembles);
-- mini-flux adherence: generated clips classified by mini-CLAP against the prompted instrument and genre;
+- adherence of mini-flux (Euler), mini-SAO (DPM-Solver++ on its sigma grid) and mini-LDM (DDIM): generated clips
+  classified by mini-CLAP against the prompted instrument and genre;
 - novelty: nearest-neighbour log-mel distance of generated clips to the training corpus, against the same
   distance for held-out real clips (generated clips should not sit closer to training clips than new real ones);
-- inversion: RF-Solver vs Euler reconstruction of held-out clips at equal model evaluations.
+- inversion: RF-Solver vs Euler (and DPM-Solver++ on mini-SAO) reconstruction of held-out clips at equal model
+  evaluations; DDIM on mini-LDM.
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ def inversion_quality(model, held: MelCorpus, n: int = 8, budgets: tuple[int, ..
     c = model.config.codec
     flow = "euler" in solvers_for(model)
     solvers = (("euler", 1), ("rf-solver", 2)) if flow else (("ddim", 1),)
+    if getattr(model, "default_solver", None) == "dpmpp-2m":
+        solvers += (("dpmpp-2m", 1),)  # mini-SAO: its own sampler beside the flow solvers
     rows = []
     for i in range(n):
         mel = (held.mels[i].astype(np.float32) - c.mel_mean) / c.mel_std
@@ -148,6 +152,11 @@ def zoo_report(n_gen: int = 64, n_heldout: int = 256, n_inversion: int = 8, quic
     res: dict = {"mini-clap": clap_quality(clap, held), "models": {"mini-flux": mf.meta, "mini-clap": clap.meta}}
     res["mini-flux"] = generation_quality(mf, clap, train, held, n_gen=n_gen)
     res["inversion"] = inversion_quality(mf, held, n=n_inversion, budgets=budgets)
+    if available().get("mini-sao"):
+        sao = load("mini-sao")
+        res["mini-sao"] = generation_quality(sao, clap, train, held, n_gen=n_gen, steps=25)
+        res["mini-sao"]["inversion"] = inversion_quality(sao, held, n=n_inversion, budgets=budgets)
+        res["models"]["mini-sao"] = sao.meta
     if available().get("mini-ldm"):
         ldm = load("mini-ldm")
         res["mini-ldm"] = generation_quality(ldm, clap, train, held, n_gen=n_gen, steps=50)
@@ -168,7 +177,13 @@ def zoo_report(n_gen: int = 64, n_heldout: int = 256, n_inversion: int = 8, quic
         "pass": flat["nn_dist_generated_median"] >= flat["nn_dist_heldout_median"],
     }
     for name, bar in (("adherence_lead", 0.80), ("adherence_genre", 0.70)):
-        if "mini-ldm" in res:
-            v = res["mini-ldm"][name]
-            res["bars"][f"mini-ldm {name}"] = {"value": round(v, 4), "bar": bar, "pass": v >= bar}
+        for other in ("mini-ldm", "mini-sao"):
+            if other in res:
+                v = res[other][name]
+                res["bars"][f"{other} {name}"] = {"value": round(v, 4), "bar": bar, "pass": v >= bar}
+    for other in ("mini-ldm", "mini-sao"):
+        if other in res:
+            d_gen, d_held = res[other]["nn_dist_generated_median"], res[other]["nn_dist_heldout_median"]
+            res["bars"][f"{other} not_copies"] = {"value": round(d_gen, 4), "bar": round(d_held, 4),
+                                                  "pass": d_gen >= d_held}
     return res

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import time
 
-from musicprobe.errors import check_known
+from musicprobe.errors import ConfigError, check_known
 
 
 def bench_synth(n: int = 40, workers: int | None = None) -> dict:
@@ -123,16 +124,16 @@ def bench_zoo(n: int = 128, quick: bool = False) -> dict:
     )
 
 
-def bench_inversion(n: int = 4, quick: bool = False) -> dict:
-    """Reconstruction error of Euler vs RF-Solver at equal model evaluations, on ``n`` held-out clips."""
+def bench_inversion(n: int = 4, quick: bool = False, model: str = "mini-flux") -> dict:
+    """Reconstruction error of Euler vs RF-Solver (and DPM-Solver++ on mini-sao) at equal model evaluations, on
+    ``n`` held-out clips of zoo ``model``."""
     from musicprobe.bench.zoo import inversion_quality
     from musicprobe.zoo import load
     from musicprobe.zoo.recipes import heldout
 
-    mf = load("mini-flux")
     budgets = (10, 20) if quick else (10, 20, 50, 100)
-    res = inversion_quality(mf, heldout(64), n=2 if quick else n, budgets=budgets)
-    return {"goal": "rf-solver mel MSE <= 0.5 x euler at equal NFE", **res}
+    res = inversion_quality(load(model), heldout(64), n=2 if quick else n, budgets=budgets)
+    return {"goal": "rf-solver mel MSE <= 0.5 x euler at equal NFE", "model": model, **res}
 
 
 def bench_musrec(n: int = 16, quick: bool = False) -> dict:
@@ -142,11 +143,11 @@ def bench_musrec(n: int = 16, quick: bool = False) -> dict:
     return musrec_sweep(n_pairs=3 if quick else n, inject_steps=(2, 5) if quick else (2, 3, 5, 10))
 
 
-def bench_musickv(n: int = 16, quick: bool = False) -> dict:
-    """MusicKV: vital vs random vs all layers on held-out instrument-edit pairs."""
+def bench_musickv(n: int = 16, quick: bool = False, model: str = "mini-flux") -> dict:
+    """MusicKV: vital vs random vs all layers on held-out instrument-edit pairs (``model``: mini-flux or mini-sao)."""
     from musicprobe.bench.musickv import musickv_comparison
 
-    return musickv_comparison(n_pairs=3 if quick else n, steps=12 if quick else 25)
+    return musickv_comparison(n_pairs=3 if quick else n, steps=12 if quick else 25, model=model)
 
 
 def bench_vocoder(n: int = 64, quick: bool = False) -> dict:
@@ -180,4 +181,8 @@ def run_bench(name: str, **kw) -> dict:
     from musicprobe.editors.base import provenance
 
     check_known("benchmark", name, BENCHES)
-    return {"bench": name, "provenance": provenance(**kw), **BENCHES[name](**kw)}
+    if "model" in kw and "model" not in inspect.signature(BENCHES[name]).parameters:
+        with_model = [b for b, f in BENCHES.items() if "model" in inspect.signature(f).parameters]
+        raise ConfigError(f"bench {name} has no --model; benchmarks that take one: {', '.join(with_model)}")
+    settings = {k: v for k, v in kw.items() if k != "model"}
+    return {"bench": name, "provenance": provenance(**settings), **BENCHES[name](**kw)}

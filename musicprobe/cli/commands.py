@@ -23,22 +23,30 @@ def _eps_editors() -> dict:
 EPS_EDITORS = _eps_editors()
 
 
-def load_model(name: str, family: str = "flow"):
-    """A zoo name or a folder with mini-flux (``family="flow"``) or mini-LDM (``"eps"``) weights."""
+def load_model(name: str, family: str | None = "flow"):
+    """A zoo name or a weights folder (its ``config.json`` names the model) of the ``family`` a command needs
+    (``"flow"``: mini-flux, mini-SAO; ``"eps"``: mini-LDM; ``None``: any diffusion model)."""
+    from musicprobe.models.protocols import family_of
     from musicprobe.zoo import MODELS, load
 
     if name in MODELS:
-        return load(name)
-    if Path(name).is_dir():
-        from musicprobe.models.miniflux import MiniFlux
-        from musicprobe.models.minildm import MiniLDM
-
-        return (MiniFlux if family == "flow" else MiniLDM).load(name)
-    raise ConfigError(f"unknown model {name!r}: give a zoo name ({', '.join(MODELS)}) or a weights folder")
+        model = load(name)
+    elif Path(name).is_dir() and (Path(name) / "config.json").exists():
+        zoo_name = json.loads((Path(name) / "config.json").read_text()).get("name", "mini-flux")
+        model = load(zoo_name, name)
+    else:
+        raise ConfigError(f"unknown model {name!r}: give a zoo name ({', '.join(MODELS)}) or a weights folder")
+    got = family_of(model)
+    if family is not None and got != family:
+        fits = [n for n in MODELS if n not in ("mini-clap", "mini-vocoder")]
+        words = {"flow": "a flow", "eps": "an epsilon", "token": "a token"}
+        raise ConfigError(f"{name} is {words[got]} model; this command needs {words[family]} model "
+                          f"(zoo models: {', '.join(fits)})")
+    return model
 
 
 def load_flow_model(name: str):
-    """A zoo name (``mini-flux``) or a folder with mini-flux weights."""
+    """A zoo name (``mini-flux``, ``mini-sao``) or a folder with flow-model weights."""
     return load_model(name, "flow")
 
 
@@ -93,7 +101,7 @@ def run_invert(a: argparse.Namespace) -> dict:
     from musicprobe.inversion import reconstruct, solvers_for
 
     check_output(a.out, [a.audio], folder=True)
-    model = load_flow_model(a.model)
+    model = load_model(a.model, None)
     if a.solver not in solvers_for(model):
         raise ConfigError(f"--solver {a.solver} does not apply to {a.model}; it takes {', '.join(solvers_for(model))}")
     y, sr = read_audio(a.audio, a.offset, a.duration)
@@ -208,7 +216,7 @@ def _edit_eps(a: argparse.Namespace):
 
 
 def _edit_musickv(a: argparse.Namespace):
-    from musicprobe.editors import MusicKV, MusicKVConfig
+    from musicprobe.editors import MusicKV, MusicKVConfig, musickv_tokens
     from musicprobe.hooks import ScheduleSpec
     from musicprobe.zoo import load
 
@@ -224,8 +232,10 @@ def _edit_musickv(a: argparse.Namespace):
         from musicprobe.probing import vital_layers
 
         layers, _ = vital_layers(model, clap, a.k, method=a.probe)
-    spec = ScheduleSpec(kind=a.inject, tokens=a.tokens, curve=a.curve, strength=a.strength, start=a.start, end=a.end)
-    cfg = MusicKVConfig(layers=layers, schedule=spec, steps=a.steps, source_branch=a.source_branch)
+    spec = ScheduleSpec(kind=a.inject, tokens=a.tokens or musickv_tokens(model), curve=a.curve, strength=a.strength,
+                        start=a.start, end=a.end)
+    solver = a.solver or getattr(model, "default_solver", "rf-solver")
+    cfg = MusicKVConfig(layers=layers, schedule=spec, steps=a.steps, source_branch=a.source_branch, solver=solver)
     editor = MusicKV(model, cfg, clap=clap)
     if a.generate:
         if a.audio:

@@ -49,6 +49,8 @@ def _cmd_bench(a: argparse.Namespace) -> None:
     kw = {"n": a.n} if a.n else {}
     if a.quick:
         kw["quick"] = True
+    if a.model:
+        kw["model"] = a.model
     result = run_bench(a.name, **kw)
     print(json.dumps(result, indent=1) if a.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
@@ -151,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.add_argument("--n", type=int, default=0, help="problem size (clips/pairs), where the benchmark has one")
     b.add_argument("--quick", action="store_true", help="a smaller, faster version where the benchmark has one")
+    b.add_argument("--model", default=None, help="zoo model, where the benchmark takes one (musickv, inversion: "
+                   "mini-flux or mini-sao)")
     b.set_defaults(func=_cmd_bench)
 
     i = sub.add_parser("info", help="list instruments, genres, moods and metrics")
@@ -159,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("invert", help="invert audio with a flow model and regenerate it; report the errors")
     inv.add_argument("audio")
     inv.add_argument("--prompt", default="", help="the prompt to invert under (the source caption)")
-    inv.add_argument("--solver", default="rf-solver", choices=["euler", "rf-solver", "ddim"],
-                     help="euler / rf-solver for flow models (mini-flux); ddim for epsilon models")
+    inv.add_argument("--solver", default="rf-solver", choices=["euler", "rf-solver", "dpmpp-2m", "ddim"],
+                     help="euler / rf-solver / dpmpp-2m for flow models (mini-flux, mini-sao); ddim for epsilon models")
     inv.add_argument("--steps", type=int, default=25)
     inv.add_argument("--guidance", type=float, default=1.0)
     inv.add_argument("--model", default="mini-flux", help="zoo name or a mini-flux weights folder")
@@ -208,12 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--start", type=int, default=MK.start)
     mk.add_argument("--end", type=int, default=MK.end)
     mk.add_argument("--inject", default=MK.kind, choices=["k", "v", "kv"])
-    mk.add_argument("--tokens", default=MK.tokens, choices=["all", "audio"])
+    mk.add_argument("--tokens", default=None, choices=["all", "audio"],
+                    help="tokens whose K/V are injected; default: all on mini-sao (the reference: global token too), "
+                         "audio on mini-flux (not the text of its joint attention)")
     mk.add_argument("--steps", type=int, default=MKC.steps)
     mk.add_argument("--source-branch", default=MKC.source_branch, choices=["regenerate", "inversion"])
     mk.add_argument("--generate", action="store_true", help="generated-audio path: source generated from --seed")
     mk.add_argument("--seed", type=int, default=0)
-    mk.add_argument("--model", default="mini-flux")
+    mk.add_argument("--model", default="mini-flux", help="mini-flux (MM-DiT), mini-sao (Stable Audio DiT) or a folder")
+    mk.add_argument("--solver", default=None, choices=["euler", "rf-solver", "dpmpp-2m"],
+                    help="default: the model's (dpmpp-2m on mini-sao, as the reference; rf-solver on mini-flux)")
     mk.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
     _window_options(mk)
     _out_sr_option(mk)

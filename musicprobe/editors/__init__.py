@@ -8,7 +8,7 @@ of :class:`Editor` implementing ``record_source`` and ``edit_from`` and ending i
 from musicprobe.editors.base import Editor, provenance, resolve_clap
 from musicprobe.editors.config import EditConfig, JsonConfig
 from musicprobe.editors.ddim_edit import DDIMEdit, DDIMEditConfig
-from musicprobe.editors.musickv import MusicKV, MusicKVConfig, musickv_schedule
+from musicprobe.editors.musickv import MusicKV, MusicKVConfig, musickv_schedule, musickv_tokens
 from musicprobe.editors.musrec import INJECT_KINDS, MusRec, MusRecConfig
 from musicprobe.editors.result import EditResult, edit_metrics
 from musicprobe.editors.sdedit import SDEdit, SDEditConfig
@@ -48,6 +48,7 @@ __all__ = [
     "generate_and_record",
     "invert_and_record",
     "musickv_schedule",
+    "musickv_tokens",
     "provenance",
     "resolve_clap",
 ]

@@ -10,8 +10,8 @@ Two paths, as in the paper:
 
 - **generated audio** (``edit_generated``): generate the source from a seed under prompt A while recording K/V,
   then generate from the same noise under prompt B while injecting;
-- **real audio** (``edit``): invert the clip with RF-Solver under its prompt, then inject into the denoising
-  under the target prompt. Where the source's K/V come from is ``source_branch``:
+- **real audio** (``edit``): invert the clip under its prompt with the config's solver, then inject into the
+  denoising under the target prompt. Where the source's K/V come from is ``source_branch``:
 
   - ``"regenerate"`` (default; MusicKV's reference code): the source branch is generated again from the
     inverted noise under the source prompt (guidance ``source_guidance``), in step with the edit, and its K/V
@@ -19,8 +19,19 @@ Two paths, as in the paper:
   - ``"inversion"`` (RF-Edit / MusRec style): K/V recorded while inverting, under the inversion step's
     destination time (``alignment="reference"`` of :func:`invert_and_record`).
 
-On mini-flux (a Flux MM-DiT) the "self-attention" of a block is its joint attention; ``tokens="audio"`` restricts
-injection to audio tokens, which is the closest analogue of MusicKV's self-attention on Stable Audio.
+Two zoo models, two settings:
+
+- **mini-SAO** (the paper's architecture class, a Stable Audio DiT): injection into ``blocks.{i}.self_attn`` over
+  every token (``tokens="all"``: the reference blends the prepended global token too), sampled and inverted with
+  the deterministic DPM-Solver++(2M) (``solver="dpmpp-2m"``) on SAO's sigma grid, as the reference. The reference
+  blends K/V right after the projections, before RoPE and the GQA head repeat; the hook system blends them at the
+  attention call, after both. The two are equal because RoPE rotates source and edit at the same positions and
+  the repeat copies heads (both linear and position-wise, so they commute with a weighted sum); a test checks it
+  against projection-level injection. (diffusers' Stable Audio block has GQA only in its cross-attention.)
+- **mini-flux** (a Flux MM-DiT): the "self-attention" of a block is its joint attention; ``tokens="audio"``
+  restricts injection to audio tokens, the closest analogue of MusicKV's self-attention; RF-Solver by default.
+
+:func:`musickv_tokens` and the model's ``default_solver`` pick these (the CLI and ``bench musickv --model`` do).
 """
 
 from __future__ import annotations
@@ -40,9 +51,17 @@ from musicprobe.hooks import InjectionSchedule, ScheduleSpec
 SOURCE_BRANCHES = ("regenerate", "inversion")
 
 
-def musickv_schedule() -> ScheduleSpec:
-    """MusicKV's reference schedule: K and V on audio tokens, source weight rising 0 -> 1 over the steps."""
-    return ScheduleSpec(kind="kv", tokens="audio", curve="ramp")
+def musickv_tokens(model) -> str:
+    """Which tokens MusicKV injects on ``model``: ``"all"`` on a Stable Audio DiT (the reference blends K/V of every
+    self-attention token, the prepended global token included), ``"audio"`` on an MM-DiT (its joint attention also
+    holds the text tokens, which self-attention on Stable Audio does not see)."""
+    return "all" if getattr(model, "family", "") == "stable_audio" else "audio"
+
+
+def musickv_schedule(model=None) -> ScheduleSpec:
+    """MusicKV's reference schedule: K and V, source weight rising 0 -> 1 over the steps, on the tokens
+    :func:`musickv_tokens` picks for ``model`` (audio tokens when no model is given)."""
+    return ScheduleSpec(kind="kv", tokens=musickv_tokens(model) if model is not None else "audio", curve="ramp")
 
 
 @dataclass
@@ -70,7 +89,7 @@ class MusicKVConfig(EditConfig):
 
 
 class MusicKV(Editor):
-    """The MusicKV editor on a flow model (mini-flux)."""
+    """The MusicKV editor on a flow model (mini-SAO, mini-flux; see the module docstring)."""
 
     method = "musickv"
     config_class = MusicKVConfig

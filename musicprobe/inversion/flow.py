@@ -9,8 +9,23 @@ RF-Solver (Wang et al., RF-Solver-Edit) takes per step ``h = t_next - t``::
     v1 = v(x, t);  x_mid = x + h/2 * v1;  v2 = v(x_mid, t + h/2)
     x_next = x + h * v1 + 0.5 * h**2 * (v2 - v1) / (h/2)        (= x + h * v2, the explicit midpoint rule)
 
-We keep the two-call form because editors cache attention features from *both* calls. Every model call is
-wrapped in ``context(event)`` (a :class:`~musicprobe.inversion.events.StepEvent` -> context manager).
+We keep the two-call form because editors cache attention features from *both* calls.
+
+DPM-Solver++(2M) (Lu et al. 2022; the deterministic sampler MusicKV's reference vendors for Stable Audio, whose
+stock ``CosineDPMSolverMultistepScheduler`` adds SDE noise) works on the data prediction ``x0_hat = x - t v`` with
+``lambda = log((1 - t) / t)``, one model call per step, re-using the previous step's ``x0_hat``::
+
+    h = lambda(t_next) - lambda(t);  r = h_prev / h
+    D = (1 + 1/(2r)) x0_hat - 1/(2r) x0_hat_prev
+    x_next = (t_next / t) x + (1 - t_next / t) D
+
+A step that starts or ends at ``t = 0`` or ``t = 1`` (where ``lambda`` is infinite), and the first step of a walk,
+take the first-order update ``x + h v`` (DPM-Solver++(1), which is DDIM and Euler at once in this
+parameterisation; diffusers' ``lower_order_final`` for the last step). Inversion walks the same grid the other way
+with the same update, each model call at the step's starting point.
+
+Every model call is wrapped in ``context(event)`` (a :class:`~musicprobe.inversion.events.StepEvent` -> context
+manager).
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ from musicprobe.errors import check_known
 from musicprobe.inversion.events import Context, SamplerPath, StepEvent, no_context
 from musicprobe.inversion.grids import flow_times
 
-FLOW_SOLVERS = {"euler": 1, "rf-solver": 2}  # name -> model evaluations per step
+FLOW_SOLVERS = {"euler": 1, "rf-solver": 2, "dpmpp-2m": 1}  # name -> model evaluations per step
 
 Velocity = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -52,11 +67,15 @@ def integrate(
         with ctx(event):
             return velocity(x_in, event.t)
 
+    multistep = _Multistep() if solver == "dpmpp-2m" else None
     for i in range(len(times) - 1):
         t, t_next = float(times[i]), float(times[i + 1])
         h = t_next - t
         v1 = call(StepEvent(i, 0, t, t, t_next, inverse), x)
-        if order == 1:
+        if multistep is not None:
+            x = multistep.step(x, v1, t, t_next)
+            outputs.append(v1)
+        elif order == 1:
             x = x + h * v1
             outputs.append(v1)
         else:
@@ -69,6 +88,28 @@ def integrate(
         if progress is not None:
             progress(i)
     return SamplerPath(np.asarray(times, dtype=np.float64), latents, outputs, solver, order * (len(times) - 1), events)
+
+
+def _lam(t: float) -> float:
+    return float(np.log((1 - t) / t))
+
+
+class _Multistep:
+    """The state of a DPM-Solver++(2M) walk (see the module docstring): the previous data prediction and step."""
+
+    def __init__(self) -> None:
+        self.prev: tuple[torch.Tensor, float] | None = None  # (x0_hat, lambda) of the previous step
+
+    def step(self, x: torch.Tensor, v: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
+        x0_hat = x - t * v
+        interior = 0.0 < t < 1.0 and 0.0 < t_next < 1.0
+        prev, self.prev = self.prev, ((x0_hat, _lam(t)) if 0.0 < t < 1.0 else None)
+        if not interior or prev is None:
+            return x + (t_next - t) * v
+        h = _lam(t_next) - _lam(t)
+        r = (_lam(t) - prev[1]) / h
+        d = (1 + 0.5 / r) * x0_hat - (0.5 / r) * prev[0]
+        return (t_next / t) * x + (1 - t_next / t) * d
 
 
 def invert(

@@ -52,7 +52,8 @@ def solvers_for(model: Any) -> tuple[str, ...]:
 class Sampler:
     """Sample and invert ``model`` with ``solver`` in ``steps`` steps under classifier-free ``guidance``.
 
-    ``shift`` bends the flow-time grid towards noise (SD3 / Flux); ignored by epsilon models.
+    ``shift`` bends the flow-time grid towards noise (SD3 / Flux); ignored by epsilon models. A flow model with a
+    ``flow_times(steps)`` method (mini-SAO) brings its own grid, used unless a ``shift`` is given.
     """
 
     model: Any
@@ -92,7 +93,8 @@ class Sampler:
     def times(self) -> np.ndarray:
         """The grid from noise to data: flow times, or training timesteps (high to low)."""
         if self.is_flow:
-            return flow_times(self.steps, self.shift)
+            own = getattr(self.model, "flow_times", None)  # a model with its own noise grid (mini-SAO: SAO's sigmas)
+            return own(self.steps) if callable(own) and self.shift == 1.0 else flow_times(self.steps, self.shift)
         return ddim_timesteps(self.steps, self.model.num_train_timesteps)
 
     def sample(
@@ -178,12 +180,18 @@ class Sampler:
             raise ConfigError(f"{what} applies to epsilon models; {type(self.model).__name__} is a flow model")
 
 
+def default_solver(model: Any) -> str:
+    """The solver a model generates with by default: its own ``default_solver`` (mini-SAO: ``dpmpp-2m``, as Stable
+    Audio's sampler) or the first of its family (``euler`` for flows, ``ddim`` for epsilon models)."""
+    return getattr(model, "default_solver", None) or solvers_for(model)[0]
+
+
 def generate_latent(
     model: Any, prompt: Any, *, steps: int = 25, guidance: float = 4.0, seed: int = 0, solver: str | None = None
 ) -> torch.Tensor:
-    """Text -> latent: sample ``model`` from ``seed``'s noise under ``prompt`` (Euler for flows, DDIM for epsilon
-    models unless ``solver`` says otherwise)."""
-    solver = solver or solvers_for(model)[0]
+    """Text -> latent: sample ``model`` from ``seed``'s noise under ``prompt`` (with :func:`default_solver` unless
+    ``solver`` says otherwise)."""
+    solver = solver or default_solver(model)
     return Sampler(model, solver, steps, guidance).sample(model.noise(seed), prompt).final
 
 
@@ -206,7 +214,7 @@ def generate_latents(
     model call per step per batch)."""
     if len(prompts) != len(seeds):
         raise ConfigError(f"generate_latents: {len(prompts)} prompts but {len(seeds)} seeds")
-    sampler = Sampler(model, solver or solvers_for(model)[0], steps, guidance)
+    sampler = Sampler(model, solver or default_solver(model), steps, guidance)
     outs = []
     for i in range(0, len(prompts), batch):
         ps, ss = prompts[i : i + batch], seeds[i : i + batch]

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from musicprobe.errors import ConfigError
-from musicprobe.models.codec import CodecConfig, MelCodec
-from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, PromptCache, TextStates
+from musicprobe.models.codec import CodecConfig
+from musicprobe.models.melmodel import MelTokenModel
+from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates
 from musicprobe.models.weights import read_weights, save_weights
 
 
@@ -74,7 +74,7 @@ def build_transformer(config: MiniFluxConfig, seed: int = 0) -> torch.nn.Module:
     return FluxTransformer2DModel(**config.transformer_kwargs())
 
 
-class MiniFlux:
+class MiniFlux(MelTokenModel):
     """A loaded mini-flux, a :class:`~musicprobe.models.protocols.FlowModel`: the diffusers transformer plus the
     codec and the text encoder.
 
@@ -87,54 +87,17 @@ class MiniFlux:
     def __init__(
         self, transformer: torch.nn.Module, config: MiniFluxConfig, meta: dict | None = None, vocoder=None
     ):
+        super().__init__(config, meta, vocoder)
         self.transformer = transformer.eval()
-        self.config = config
-        self.codec = MelCodec(config.codec, vocoder=vocoder)
-        self.meta = dict(meta or {})
-        self.prompts = PromptCache(config.max_text_tokens)
         n = config.codec.n_tokens
         ids = torch.zeros(n, 3)
         ids[:, 1] = torch.arange(n, dtype=torch.float32)  # RoPE over time; the other axes stay at 0
         self.img_ids = ids
         self.txt_ids = torch.zeros(config.max_text_tokens, 3)
 
-    # ---- pieces -------------------------------------------------------------------------------------------
-    @property
-    def sr(self) -> int:
-        return self.config.codec.sr
-
     @property
     def denoiser(self) -> torch.nn.Module:
         return self.transformer
-
-    @property
-    def n_tokens(self) -> int:
-        return self.config.codec.n_tokens
-
-    @property
-    def n_samples(self) -> int:
-        """The window the model generates and edits at once (samples at ``sr``)."""
-        return self.config.codec.n_samples
-
-    def encode(self, audio: np.ndarray, sr: int) -> torch.Tensor:
-        """Audio at rate ``sr`` -> latent tokens ``(1, n_tokens, token_dim)`` (standardised log-mel)."""
-        return self.codec.encode(audio, sr)
-
-    def decode(self, latent: torch.Tensor) -> np.ndarray:
-        """Latent tokens -> audio (the codec's decoder)."""
-        return self.codec.decode(latent)
-
-    def log_mel(self, latent: torch.Tensor) -> np.ndarray:
-        """Latent tokens -> un-standardised natural-log mel ``(n_mels, n_frames)``."""
-        return self.codec.log_mel(latent)
-
-    def encode_prompt(self, prompts: str | list[str]) -> TextStates:
-        """MiniLM states of ``prompts`` (cached; warns when a prompt is cut or has unknown words)."""
-        return self.prompts.encode(prompts)
-
-    def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
-        g = torch.Generator().manual_seed(int(seed))
-        return torch.randn(batch, self.n_tokens, self.config.codec.token_dim, generator=g)
 
     # ---- the network ---------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor | float, text: TextStates) -> torch.Tensor:
@@ -165,15 +128,7 @@ class MiniFlux:
 
         ``guidance == 1`` runs the conditional branch alone (no CFG batch).
         """
-        cond = prompt if isinstance(prompt, TextStates) else self.encode_prompt(prompt)
-        if guidance == 1.0:
-            return self.forward(x, t, cond.rows(x.shape[0]))
-        uncond = self.encode_prompt(negative)
-        b = x.shape[0]
-        both = TextStates.cat([uncond.rows(b), cond.rows(b)])
-        v = self.forward(torch.cat([x, x]), t, both)
-        v_u, v_c = v.chunk(2)
-        return v_u + guidance * (v_c - v_u)
+        return self.guided(self.forward, x, t, prompt, guidance, negative)
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from musicprobe.errors import ConfigError
-from musicprobe.models.codec import CodecConfig, MelCodec
-from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, PromptCache, TextStates
+from musicprobe.models.codec import CodecConfig
+from musicprobe.models.melmodel import MelModel
+from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates
 from musicprobe.models.weights import read_weights, save_weights
 
 
@@ -97,7 +98,7 @@ def build_unet(config: MiniLDMConfig, seed: int = 0) -> torch.nn.Module:
     return UNet2DConditionModel(**config.unet_kwargs())
 
 
-class MiniLDM:
+class MiniLDM(MelModel):
     """A loaded mini-LDM, an :class:`~musicprobe.models.protocols.EpsModel`: the UNet plus the codec, the text encoder
     and the noise schedule. ``denoiser`` (= ``unet``) is a stock ``UNet2DConditionModel``, so
     ``Probe(mldm.denoiser)`` uses the UNet adapter (names ``down.1.layer0.cross_attn`` ...)."""
@@ -105,18 +106,11 @@ class MiniLDM:
     family = "unet"
 
     def __init__(self, unet: torch.nn.Module, config: MiniLDMConfig, meta: dict | None = None, vocoder=None):
+        super().__init__(config, meta, vocoder)
         self.unet = unet.eval()
-        self.config = config
-        self.codec = MelCodec(config.codec, vocoder=vocoder)
-        self.meta = dict(meta or {})
         self._alphas = config.alphas_cumprod()
-        self.prompts = PromptCache(config.max_text_tokens)
 
     # ---- protocol members ---------------------------------------------------------------------------------
-    @property
-    def sr(self) -> int:
-        return self.config.codec.sr
-
     @property
     def denoiser(self) -> torch.nn.Module:
         return self.unet
@@ -128,10 +122,6 @@ class MiniLDM:
     @property
     def num_train_timesteps(self) -> int:
         return self.config.num_train_timesteps
-
-    @property
-    def n_samples(self) -> int:
-        return self.config.codec.n_samples
 
     def mel_to_latent(self, mel: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Standardised log-mel ``(..., n_mels, n_frames)`` -> latent ``(..., C, H, W)`` (4 x 4 fold)."""
@@ -166,10 +156,6 @@ class MiniLDM:
             raise AudioError("decode: the latent contains NaN or infinite values")
         return self.codec.decode_mel(self.log_mel(latent))
 
-    def encode_prompt(self, prompts: str | list[str]) -> TextStates:
-        """MiniLM states of ``prompts`` (cached; warns when a prompt is cut or has unknown words)."""
-        return self.prompts.encode(prompts)
-
     def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
         return torch.randn(batch, *self.config.latent_shape, generator=g)
@@ -190,15 +176,7 @@ class MiniLDM:
     @torch.no_grad()
     def eps(self, x: torch.Tensor, t: int, prompt: Any, guidance: float = 1.0, negative: str = "") -> torch.Tensor:
         """Noise prediction with classifier-free guidance ``e_u + guidance (e_c - e_u)``; one batched call."""
-        cond = prompt if isinstance(prompt, TextStates) else self.encode_prompt(prompt)
-        b = x.shape[0]
-        cond = cond.rows(b)
-        if guidance == 1.0:
-            return self.forward(x, t, cond)
-        uncond = self.encode_prompt(negative).rows(b)
-        e = self.forward(torch.cat([x, x]), t, TextStates.cat([uncond, cond]))
-        e_u, e_c = e.chunk(2)
-        return e_u + guidance * (e_c - e_u)
+        return self.guided(self.forward, x, t, prompt, guidance, negative)
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float16) -> Path:

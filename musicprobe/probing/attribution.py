@@ -90,7 +90,9 @@ def attribute_tokens(
         out = captured.pop("out") if module is not None else v
         return out.flatten(1).norm(dim=-1)
 
-    lig = LayerIntegratedGradients(forward, tr.context_embedder)
+    # where the prompt enters: Flux's ``context_embedder``; a model may name its own (mini-SAO: its text projection)
+    layer = getattr(model, "text_layer", None) or tr.context_embedder
+    lig = LayerIntegratedGradients(forward, layer)
     with torch.enable_grad():
         attr, delta = lig.attribute(
             cond.tokens,

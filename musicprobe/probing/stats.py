@@ -5,8 +5,9 @@ From captured attention probabilities (heads averaged, conditional branch) of a 
 - ``entropy``: mean row entropy of the attention over all keys, divided by ``log(n_keys)`` (1 = uniform);
 - ``locality``: mean attention-weighted temporal distance ``|i - j|`` between audio query and audio key tokens,
   divided by the number of audio tokens (small = attends to its temporal neighbourhood: local, "diagonal");
-- ``text_mass``: the share of attention audio queries give to text tokens (how much the layer listens to the
-  prompt; only in joint-attention blocks).
+- ``text_mass``: the share of attention audio queries give to the leading non-audio tokens: the text in Flux's
+  joint attention (how much the layer listens to the prompt), the global (timestep + duration) token in Stable
+  Audio's self-attention (the prompt reaches those layers only through their cross-attention).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class AttentionStats:
 def attention_statistics(
     model: Any, prompt: str, *, seed: int = 0, steps: int = 12, guidance: float = 4.0, layers: list[str] | None = None
 ) -> AttentionStats:
-    """Generate ``prompt`` with mini-flux while capturing every attention layer; summarise each map."""
+    """Generate ``prompt`` with a flow model (mini-flux, mini-SAO) while capturing every self/joint attention layer;
+    summarise each map (the leading non-audio keys of each layer, as its adapter declares them, are its prefix)."""
     from musicprobe.hooks import Probe
     from musicprobe.inversion import generate_latent
     from musicprobe.probing.layers import probe_points
@@ -94,7 +96,7 @@ def attention_statistics(
     branch = "cond" if guidance != 1.0 else "all"
     with probe.capture(names, heads="mean", branch=branch) as cache:
         generate_latent(model, prompt, steps=steps, guidance=guidance, seed=seed)
-    n_text = model.config.max_text_tokens
+    prefix = {"text": model.config.max_text_tokens, "global": 1}
     step_ids = sorted(cache.steps(names[0]))
     vals = {s: np.zeros((len(layers), len(step_ids))) for s in STATS}
     for i, name in enumerate(names):
@@ -102,6 +104,6 @@ def attention_statistics(
             m = cache.get(name, step=st).float().numpy()
             while m.ndim > 2:
                 m = m[0]
-            for k, v in attention_stats_of(m, n_text).items():
+            for k, v in attention_stats_of(m, prefix.get(probe.resolve(layers[i]).prefix, 0)).items():
                 vals[k][i, j] = v
     return AttentionStats(layers, step_ids, vals, {"prompt": prompt, "seed": seed, "steps": steps})

@@ -36,15 +36,16 @@ def scores_cache_path(model, method: str) -> Path:
     return cache_dir() / f"probing_{method}_{model_key(model)}.json"
 
 
-def shipped_scores_path(method: str) -> Path:
-    """Probing scores shipped beside the mini-flux weights (``musicprobe probe-layers`` output, seeds 0 and 1)."""
+def shipped_scores_path(method: str, model_name: str = "mini-flux") -> Path:
+    """Probing scores shipped beside a zoo model's weights (``musicprobe probe-layers`` output, seeds 0 and 1)."""
     from musicprobe.zoo import weights_dir
 
-    return weights_dir("mini-flux") / f"probing_{method}.json"
+    return weights_dir(model_name) / f"probing_{method}.json"
 
 
 def vital_layers(model, clap, k: int, method: str = "bypass", cache: bool = True):
-    """Top-``k`` attention layers of mini-flux by ``method`` (``bypass`` or ``patching``), with their scores.
+    """Top-``k`` attention layers of a zoo model (mini-flux, mini-SAO) by ``method`` (``bypass`` or ``patching``),
+    with their scores.
 
     Scores come from the file shipped with the weights when it was computed for this very model, else from the
     user cache, else they are computed (about 1.5 min for bypass, 4 min for patching on 2 CPU cores).
@@ -55,7 +56,8 @@ def vital_layers(model, clap, k: int, method: str = "bypass", cache: bool = True
     if method not in METHODS:
         raise ConfigError(f"vital_layers: method must be one of {METHODS}, got {method!r}")
     key = model_key(model)
-    for path in (shipped_scores_path(method), scores_cache_path(model, method)):
+    shipped = shipped_scores_path(method, model.meta.get("name", "mini-flux"))
+    for path in (shipped, scores_cache_path(model, method)):
         if cache and path.exists():
             scores = LayerScores.load(path)
             if scores.settings.get("model_key") == key:

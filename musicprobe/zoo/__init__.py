@@ -3,7 +3,8 @@
 ``load("mini-flux")`` -> :class:`MiniFlux` (diffusers ``FluxTransformer2DModel``, rectified flow, MiniLM text),
 decoding through ``load("mini-vocoder")`` (a Vocos-style vocoder; ``decoder="griffin-lim"`` for the fallback);
 ``load("mini-ldm")`` -> :class:`MiniLDM` (diffusers ``UNet2DConditionModel``, epsilon prediction, AudioLDM2's
-schedule); ``load("mini-clap")`` -> :class:`MiniClap` (contrastive audio-text model for CLAP scores and FAD).
+schedule); ``load("mini-sao")`` -> :class:`MiniSAO` (diffusers ``StableAudioDiTModel``, v-prediction, SAO's
+sigma grid); ``load("mini-clap")`` -> :class:`MiniClap` (contrastive audio-text model for CLAP scores and FAD).
 Weights ship in ``musicprobe/zoo/weights/<name>/`` (safetensors + config.json with provenance); retrain with
 ``musicprobe zoo train <name>``. The model definitions live in :mod:`musicprobe.models`; the zoo holds the
 registry, the training recipes, the weights and their provenance.
@@ -19,13 +20,23 @@ from musicprobe.models.codec import DECODERS
 from musicprobe.models.miniclap import MiniClap
 from musicprobe.models.miniflux import MiniFlux
 from musicprobe.models.minildm import MiniLDM
+from musicprobe.models.minisao import MiniSAO
 from musicprobe.models.vocoder import MiniVocoder
 
 WEIGHTS = Path(__file__).parent / "weights"
-MODELS = {"mini-flux": MiniFlux, "mini-ldm": MiniLDM, "mini-clap": MiniClap, "mini-vocoder": MiniVocoder}
-WITH_DECODER = ("mini-flux", "mini-ldm")  # models that decode through the shared codec
+MODELS = {
+    "mini-flux": MiniFlux,
+    "mini-ldm": MiniLDM,
+    "mini-sao": MiniSAO,
+    "mini-clap": MiniClap,
+    "mini-vocoder": MiniVocoder,
+}
+WITH_DECODER = ("mini-flux", "mini-ldm", "mini-sao")  # models that decode through the shared codec
 
-__all__ = ["MODELS", "WEIGHTS", "MiniClap", "MiniFlux", "MiniLDM", "MiniVocoder", "available", "load", "weights_dir"]
+__all__ = [
+    "MODELS", "WEIGHTS", "MiniClap", "MiniFlux", "MiniLDM", "MiniSAO", "MiniVocoder",
+    "available", "load", "weights_dir",
+]
 
 
 def weights_dir(name: str) -> Path:

@@ -11,7 +11,7 @@ from musicprobe.models.codec import CodecConfig
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, MelCorpus, cached_corpus
 from musicprobe.zoo.train_flux import FluxTrainConfig, train_miniflux
 
-RECIPES = ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm")
+RECIPES = ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao")
 
 
 def corpus_codec(corpus: MelCorpus, base: CodecConfig | None = None) -> CodecConfig:
@@ -44,6 +44,13 @@ def train(
         if steps:
             lcfg.loop.steps = steps
         return train_minildm(out, lcfg, log=log)
+    if name == "mini-sao":
+        from musicprobe.zoo.train_sao import SAOTrainConfig, train_minisao
+
+        scfg = SAOTrainConfig(n_clips=n_clips, workers=workers)
+        if steps:
+            scfg.loop.steps = steps
+        return train_minisao(out, scfg, log=log)
     if name == "mini-vocoder":
         from musicprobe.zoo.train_vocoder import VocoderTrainConfig, train_minivocoder
 

@@ -13,23 +13,19 @@ from pathlib import Path
 import torch
 
 from musicprobe.models.miniflux import MiniFlux, MiniFluxConfig, build_transformer
-from musicprobe.models.text import TextStates
 from musicprobe.zoo.trainer import (
-    CorpusTrainConfig,
+    DiffusionTrainConfig,
     LoopConfig,
-    caption_states,
-    draw_captions,
+    captioned_corpus,
     export_model,
     provenance_meta,
-    standardised_corpus,
     train_loop,
 )
 
 
 @dataclass
-class FluxTrainConfig(CorpusTrainConfig):
+class FluxTrainConfig(DiffusionTrainConfig):
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=6000, lr=3e-4, warmup=200, ema_decay=0.999))
-    cond_dropout: float = 0.1
     logit_normal: tuple[float, float] = (0.0, 1.0)  # mean, std of logit(t)
     model: MiniFluxConfig = field(default_factory=MiniFluxConfig)
 
@@ -38,20 +34,14 @@ def train_miniflux(out: str | Path, cfg: FluxTrainConfig | None = None, log=prin
     """Train (or resume) mini-flux in ``out``; returns the exported model folder ``out/model``."""
     cfg = cfg or FluxTrainConfig()
     out = Path(out)
-    corpus, std_mels, codec = standardised_corpus(cfg, cfg.model.codec)
-    model_cfg = MiniFluxConfig.from_dict({**cfg.model.to_dict(), "codec": codec.to_dict()})
-    log(f"corpus: {len(corpus)} clips, log-mel mean {codec.mel_mean:.3f} std {codec.mel_std:.3f}")
-
-    txt_tokens, txt_pooled, _, n_caps, empty = caption_states(corpus, model_cfg.max_text_tokens)
-
+    data = captioned_corpus(cfg, log)
+    model_cfg = data.model_config
     transformer = build_transformer(model_cfg, seed=cfg.loop.seed)
     mf = MiniFlux(transformer, model_cfg)
-    x_all = mf.codec.mel_to_tokens(std_mels)
+    x_all = mf.codec.mel_to_tokens(data.mels)
 
     def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(len(corpus), (cfg.batch_size,), generator=g)
-        cap = draw_captions(g, idx, n_caps, empty, cfg.cond_dropout)
-        text = TextStates(txt_tokens[cap].float(), torch.ones(cfg.batch_size), txt_pooled[cap].float())
+        idx, text = data.draw(g, cfg.batch_size, cfg.cond_dropout)
         x0 = x_all[idx]
         eps = torch.randn(x0.shape, generator=g)
         mu, sd = cfg.logit_normal

@@ -13,23 +13,19 @@ from pathlib import Path
 import torch
 
 from musicprobe.models.minildm import MiniLDM, MiniLDMConfig, build_unet
-from musicprobe.models.text import TextStates
 from musicprobe.zoo.trainer import (
-    CorpusTrainConfig,
+    DiffusionTrainConfig,
     LoopConfig,
-    caption_states,
-    draw_captions,
+    captioned_corpus,
     export_model,
     provenance_meta,
-    standardised_corpus,
     train_loop,
 )
 
 
 @dataclass
-class LDMTrainConfig(CorpusTrainConfig):
+class LDMTrainConfig(DiffusionTrainConfig):
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=4000, lr=3e-4, warmup=200, ema_decay=0.999))
-    cond_dropout: float = 0.1
     model: MiniLDMConfig = field(default_factory=MiniLDMConfig)
 
 
@@ -37,23 +33,18 @@ def train_minildm(out: str | Path, cfg: LDMTrainConfig | None = None, log=print)
     """Train (or resume) mini-LDM in ``out``; returns the exported model folder ``out/model``."""
     cfg = cfg or LDMTrainConfig()
     out = Path(out)
-    corpus, std_mels, codec = standardised_corpus(cfg, cfg.model.codec)
-    model_cfg = MiniLDMConfig.from_dict({**cfg.model.to_dict(), "codec": codec.to_dict()})
-    log(f"corpus: {len(corpus)} clips, log-mel mean {codec.mel_mean:.3f} std {codec.mel_std:.3f}")
-    txt_tokens, _, mask_all, n_caps, empty = caption_states(corpus, model_cfg.max_text_tokens)
-
+    data = captioned_corpus(cfg, log)
+    model_cfg = data.model_config
     unet = build_unet(model_cfg, seed=cfg.loop.seed)
     ldm = MiniLDM(unet, model_cfg)
-    x_all = ldm.mel_to_latent(std_mels)
+    x_all = ldm.mel_to_latent(data.mels)
     alphas = model_cfg.alphas_cumprod().float()
     n_params = sum(p.numel() for p in unet.parameters()) / 1e6
     log(f"mini-LDM: {n_params:.2f} M parameters, latent {tuple(x_all.shape[1:])}")
 
     def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
         b = cfg.batch_size
-        idx = torch.randint(len(corpus), (b,), generator=g)
-        cap = draw_captions(g, idx, n_caps, empty, cfg.cond_dropout)
-        text = TextStates(txt_tokens[cap].float(), mask_all[cap], torch.zeros(b, txt_tokens.shape[-1]))
+        idx, text = data.draw(g, b, cfg.cond_dropout)
         x0 = x_all[idx]
         t = torch.randint(model_cfg.num_train_timesteps, (b,), generator=g)
         eps = torch.randn(x0.shape, generator=g)

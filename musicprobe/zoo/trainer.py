@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +69,13 @@ class CorpusTrainConfig:
         return d
 
 
+@dataclass
+class DiffusionTrainConfig(CorpusTrainConfig):
+    """A text-conditioned diffusion recipe: ``cond_dropout`` replaces the caption by the empty prompt (for CFG)."""
+
+    cond_dropout: float = 0.1
+
+
 def provenance_meta(name: str, cfg: CorpusTrainConfig, step: int, segments: list[dict]) -> dict:
     """What an exported zoo model records about its training."""
     return {
@@ -118,6 +126,40 @@ def draw_captions(g: torch.Generator, idx: torch.Tensor, n_caps: int, empty: int
     cap = idx * n_caps + torch.randint(n_caps, (b,), generator=g)
     drop = torch.rand(b, generator=g) < dropout
     return torch.where(drop, torch.full_like(cap, empty), cap)
+
+
+@dataclass
+class CaptionedCorpus:
+    """The standardised training corpus with every caption's MiniLM states: what the diffusion recipes (mini-flux,
+    mini-SAO, mini-LDM) draw their batches from. ``model_config`` is the recipe's model config with the corpus's
+    log-mel statistics written into its codec."""
+
+    corpus: Any
+    mels: np.ndarray  # standardised log-mels (clips, n_mels, n_frames)
+    model_config: Any
+    tokens: torch.Tensor
+    pooled: torch.Tensor
+    mask: torch.Tensor
+    n_caps: int
+    empty: int
+
+    def draw(self, g: torch.Generator, batch: int, dropout: float) -> tuple[torch.Tensor, Any]:
+        """``batch`` clip indices and their caption states (the empty prompt with probability ``dropout``)."""
+        from musicprobe.models.text import TextStates
+
+        idx = torch.randint(len(self.corpus), (batch,), generator=g)
+        cap = draw_captions(g, idx, self.n_caps, self.empty, dropout)
+        return idx, TextStates(self.tokens[cap].float(), self.mask[cap], self.pooled[cap].float())
+
+
+def captioned_corpus(cfg: CorpusTrainConfig, log: Callable[[str], object] = print) -> CaptionedCorpus:
+    """The corpus of ``cfg`` standardised, its captions encoded, and ``cfg.model`` with the corpus statistics."""
+    corpus, std_mels, codec = standardised_corpus(cfg, cfg.model.codec)  # type: ignore[attr-defined]
+    model = cfg.model  # type: ignore[attr-defined]
+    model_cfg = type(model).from_dict({**model.to_dict(), "codec": codec.to_dict()})
+    log(f"corpus: {len(corpus)} clips, log-mel mean {codec.mel_mean:.3f} std {codec.mel_std:.3f}")
+    tokens, pooled, mask, n_caps, empty = caption_states(corpus, model_cfg.max_text_tokens)
+    return CaptionedCorpus(corpus, std_mels, model_cfg, tokens, pooled, mask, n_caps, empty)
 
 
 def cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:

@@ -1,0 +1,83 @@
+"""What the mini diffusion models share: the log-mel codec, the prompt cache, provenance and CFG batching.
+
+:class:`MelModel` is the base of mini-flux, mini-SAO and mini-LDM (the protocol members ``sr``,
+``encode_prompt`` and the classifier-free-guidance batch); :class:`MelTokenModel` adds the token layout of the two
+transformers (a latent is ``(1, n_tokens, token_dim)``: the standardised log-mel cut into tokens of
+``frames_per_token`` frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from musicprobe.models.codec import MelCodec
+from musicprobe.models.text import PromptCache, TextStates
+
+Network = Callable[[torch.Tensor, Any, TextStates], torch.Tensor]
+
+
+class MelModel:
+    """Codec, prompts and provenance of a mini model; ``config`` has ``codec`` and ``max_text_tokens``."""
+
+    family = "base"
+
+    def __init__(self, config: Any, meta: dict | None = None, vocoder=None):
+        self.config = config
+        self.codec = MelCodec(config.codec, vocoder=vocoder)
+        self.meta = dict(meta or {})
+        self.prompts = PromptCache(config.max_text_tokens)
+
+    @property
+    def sr(self) -> int:
+        return self.config.codec.sr
+
+    @property
+    def n_samples(self) -> int:
+        """The window the model generates and edits at once (samples at ``sr``)."""
+        return self.config.codec.n_samples
+
+    def encode_prompt(self, prompts: str | list[str]) -> TextStates:
+        """MiniLM states of ``prompts`` (cached; warns when a prompt is cut or has unknown words)."""
+        return self.prompts.encode(prompts)
+
+    def guided(
+        self, net: Network, x: torch.Tensor, t: Any, prompt: Any, guidance: float = 1.0, negative: str = ""
+    ) -> torch.Tensor:
+        """``net(x, t, text)`` with classifier-free guidance ``o_u + guidance (o_c - o_u)`` in one batched call
+        (``[uncond ; cond]``, diffusers' order); ``guidance == 1`` runs the conditional branch alone."""
+        cond = prompt if isinstance(prompt, TextStates) else self.encode_prompt(prompt)
+        b = x.shape[0]
+        cond = cond.rows(b)
+        if guidance == 1.0:
+            return net(x, t, cond)
+        uncond = self.encode_prompt(negative).rows(b)
+        out_u, out_c = net(torch.cat([x, x]), t, TextStates.cat([uncond, cond])).chunk(2)
+        return out_u + guidance * (out_c - out_u)
+
+
+class MelTokenModel(MelModel):
+    """A mini model whose latent is the codec's token sequence ``(1, n_tokens, token_dim)`` (mini-flux, mini-SAO)."""
+
+    @property
+    def n_tokens(self) -> int:
+        return self.config.codec.n_tokens
+
+    def encode(self, audio: np.ndarray, sr: int) -> torch.Tensor:
+        """Audio at rate ``sr`` -> latent tokens ``(1, n_tokens, token_dim)`` (standardised log-mel)."""
+        return self.codec.encode(audio, sr)
+
+    def decode(self, latent: torch.Tensor) -> np.ndarray:
+        """Latent tokens -> audio (the codec's decoder)."""
+        return self.codec.decode(latent)
+
+    def log_mel(self, latent: torch.Tensor) -> np.ndarray:
+        """Latent tokens -> un-standardised natural-log mel ``(n_mels, n_frames)``."""
+        return self.codec.log_mel(latent)
+
+    def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.randn(batch, self.n_tokens, self.config.codec.token_dim, generator=g)
