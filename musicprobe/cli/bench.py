@@ -50,7 +50,8 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def _hook_targets(with_mini_flux: bool):
-    """(name, probe, call(t)) per benchmarked model: the tiny models of every family, then the trained mini-flux."""
+    """(name, probe, call(t)) per benchmarked model: the tiny models of every family, then the trained mini-flux
+    and mini-SAO (one CFG-doubled call each)."""
     import torch
 
     from musicprobe.hooks import Probe
@@ -70,9 +71,11 @@ def _hook_targets(with_mini_flux: bool):
     if with_mini_flux:
         from musicprobe.zoo import load
 
-        mf = load("mini-flux")
-        noise, prompt = mf.noise(0), mf.encode_prompt("a happy pop piece with piano playing the melody")
-        yield "mini-flux", Probe.for_model(mf), lambda t: mf.velocity(noise, t, prompt, 4.0)
+        for zoo_name in ("mini-flux", "mini-sao"):
+            m = load(zoo_name)
+            noise, prompt = m.noise(0), m.encode_prompt("a happy pop piece with piano playing the melody")
+            yield zoo_name, Probe.for_model(m), lambda t, m=m, noise=noise, prompt=prompt: m.velocity(
+                noise, t, prompt, 4.0)
 
 
 def bench_hooks(repeats: int = 30, steps: int = 10, quick: bool = False) -> dict:
