@@ -71,12 +71,13 @@ def musickv_comparison(
 
     from musicprobe.editors import MusicKV, MusicKVConfig, musickv_tokens
     from musicprobe.hooks import Probe, ScheduleSpec
+    from musicprobe.inversion import default_solver
     from musicprobe.probing import probe_points
     from musicprobe.zoo import load
 
     mf, clap = load(model), load("mini-clap")
     tokens = tokens or musickv_tokens(mf)
-    solver = getattr(mf, "default_solver", "rf-solver")
+    solver = default_solver(mf, fallback=MusicKVConfig.solver)
     found = {m: vital_layers(mf, clap, k, m) for m in methods}
     least = {m: scores.bottom_k(k) for m, (_, scores) in found.items()}
     every = probe_points(Probe.for_model(mf), "attention")

@@ -31,6 +31,11 @@ BARS = {
 }
 
 
+# the zoo models beside mini-flux: sampler steps for adherence, and the key of their inversion rows
+OTHER_MODELS = {"mini-sao": (25, "inversion"), "mini-ldm": (50, "ddim_inversion")}
+OTHER_BARS = {"adherence_lead": 0.80, "adherence_genre": 0.70}  # the epsilon-family and mini-SAO issues' goals
+
+
 def _std_mels(clap, corpus: MelCorpus) -> np.ndarray:
     c = clap.config.codec
     return (corpus.mels.astype(np.float32) - c.mel_mean) / c.mel_std
@@ -152,16 +157,13 @@ def zoo_report(n_gen: int = 64, n_heldout: int = 256, n_inversion: int = 8, quic
     res: dict = {"mini-clap": clap_quality(clap, held), "models": {"mini-flux": mf.meta, "mini-clap": clap.meta}}
     res["mini-flux"] = generation_quality(mf, clap, train, held, n_gen=n_gen)
     res["inversion"] = inversion_quality(mf, held, n=n_inversion, budgets=budgets)
-    if available().get("mini-sao"):
-        sao = load("mini-sao")
-        res["mini-sao"] = generation_quality(sao, clap, train, held, n_gen=n_gen, steps=25)
-        res["mini-sao"]["inversion"] = inversion_quality(sao, held, n=n_inversion, budgets=budgets)
-        res["models"]["mini-sao"] = sao.meta
-    if available().get("mini-ldm"):
-        ldm = load("mini-ldm")
-        res["mini-ldm"] = generation_quality(ldm, clap, train, held, n_gen=n_gen, steps=50)
-        res["mini-ldm"]["ddim_inversion"] = inversion_quality(ldm, held, n=n_inversion, budgets=budgets)
-        res["models"]["mini-ldm"] = ldm.meta
+    others = [name for name in OTHER_MODELS if available().get(name)]
+    for name in others:
+        steps, inversion_key = OTHER_MODELS[name]
+        model = load(name)
+        res[name] = generation_quality(model, clap, train, held, n_gen=n_gen, steps=steps)
+        res[name][inversion_key] = inversion_quality(model, held, n=n_inversion, budgets=budgets)
+        res["models"][name] = model.meta
     flat = {**res["mini-clap"], **res["mini-flux"], "rf_over_euler_mel_mse": res["inversion"]["rf_over_euler_mel_mse"]}
     res["bars"] = {
         k: {
@@ -176,14 +178,10 @@ def zoo_report(n_gen: int = 64, n_heldout: int = 256, n_inversion: int = 8, quic
         "bar": round(flat["nn_dist_heldout_median"], 4),
         "pass": flat["nn_dist_generated_median"] >= flat["nn_dist_heldout_median"],
     }
-    for name, bar in (("adherence_lead", 0.80), ("adherence_genre", 0.70)):
-        for other in ("mini-ldm", "mini-sao"):
-            if other in res:
-                v = res[other][name]
-                res["bars"][f"{other} {name}"] = {"value": round(v, 4), "bar": bar, "pass": v >= bar}
-    for other in ("mini-ldm", "mini-sao"):
-        if other in res:
-            d_gen, d_held = res[other]["nn_dist_generated_median"], res[other]["nn_dist_heldout_median"]
-            res["bars"][f"{other} not_copies"] = {"value": round(d_gen, 4), "bar": round(d_held, 4),
-                                                  "pass": d_gen >= d_held}
+    for name in others:
+        row = res[name]
+        for key, bar in OTHER_BARS.items():
+            res["bars"][f"{name} {key}"] = {"value": round(row[key], 4), "bar": bar, "pass": row[key] >= bar}
+        d_gen, d_held = row["nn_dist_generated_median"], row["nn_dist_heldout_median"]
+        res["bars"][f"{name} not_copies"] = {"value": round(d_gen, 4), "bar": round(d_held, 4), "pass": d_gen >= d_held}
     return res

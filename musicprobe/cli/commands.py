@@ -27,7 +27,7 @@ def load_model(name: str, family: str | None = "flow"):
     """A zoo name or a weights folder (its ``config.json`` names the model) of the ``family`` a command needs
     (``"flow"``: mini-flux, mini-SAO; ``"eps"``: mini-LDM; ``None``: any diffusion model)."""
     from musicprobe.models.protocols import family_of
-    from musicprobe.zoo import MODELS, load
+    from musicprobe.zoo import MODELS, WITH_DECODER, load
 
     if name in MODELS:
         model = load(name)
@@ -38,10 +38,9 @@ def load_model(name: str, family: str | None = "flow"):
         raise ConfigError(f"unknown model {name!r}: give a zoo name ({', '.join(MODELS)}) or a weights folder")
     got = family_of(model)
     if family is not None and got != family:
-        fits = [n for n in MODELS if n not in ("mini-clap", "mini-vocoder")]
         words = {"flow": "a flow", "eps": "an epsilon", "token": "a token"}
         raise ConfigError(f"{name} is {words[got]} model; this command needs {words[family]} model "
-                          f"(zoo models: {', '.join(fits)})")
+                          f"(zoo models: {', '.join(WITH_DECODER)})")
     return model
 
 
@@ -218,6 +217,7 @@ def _edit_eps(a: argparse.Namespace):
 def _edit_musickv(a: argparse.Namespace):
     from musicprobe.editors import MusicKV, MusicKVConfig, musickv_tokens
     from musicprobe.hooks import ScheduleSpec
+    from musicprobe.inversion import default_solver
     from musicprobe.zoo import load
 
     model = load_flow_model(a.model)
@@ -234,7 +234,7 @@ def _edit_musickv(a: argparse.Namespace):
         layers, _ = vital_layers(model, clap, a.k, method=a.probe)
     spec = ScheduleSpec(kind=a.inject, tokens=a.tokens or musickv_tokens(model), curve=a.curve, strength=a.strength,
                         start=a.start, end=a.end)
-    solver = a.solver or getattr(model, "default_solver", "rf-solver")
+    solver = a.solver or default_solver(model, fallback=MusicKVConfig.solver)
     cfg = MusicKVConfig(layers=layers, schedule=spec, steps=a.steps, source_branch=a.source_branch, solver=solver)
     editor = MusicKV(model, cfg, clap=clap)
     if a.generate:

@@ -61,7 +61,7 @@ def musickv_tokens(model) -> str:
 def musickv_schedule(model=None) -> ScheduleSpec:
     """MusicKV's reference schedule: K and V, source weight rising 0 -> 1 over the steps, on the tokens
     :func:`musickv_tokens` picks for ``model`` (audio tokens when no model is given)."""
-    return ScheduleSpec(kind="kv", tokens=musickv_tokens(model) if model is not None else "audio", curve="ramp")
+    return ScheduleSpec(kind="kv", tokens=musickv_tokens(model), curve="ramp")
 
 
 @dataclass

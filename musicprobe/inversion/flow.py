@@ -102,12 +102,12 @@ class _Multistep:
 
     def step(self, x: torch.Tensor, v: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
         x0_hat = x - t * v
-        interior = 0.0 < t < 1.0 and 0.0 < t_next < 1.0
-        prev, self.prev = self.prev, ((x0_hat, _lam(t)) if 0.0 < t < 1.0 else None)
-        if not interior or prev is None:
+        lam = _lam(t) if 0.0 < t < 1.0 else None
+        prev, self.prev = self.prev, (None if lam is None else (x0_hat, lam))
+        if prev is None or lam is None or not 0.0 < t_next < 1.0:
             return x + (t_next - t) * v
-        h = _lam(t_next) - _lam(t)
-        r = (_lam(t) - prev[1]) / h
+        h = _lam(t_next) - lam
+        r = (lam - prev[1]) / h
         d = (1 + 0.5 / r) * x0_hat - (0.5 / r) * prev[0]
         return (t_next / t) * x + (1 - t_next / t) * d
 

@@ -180,10 +180,11 @@ class Sampler:
             raise ConfigError(f"{what} applies to epsilon models; {type(self.model).__name__} is a flow model")
 
 
-def default_solver(model: Any) -> str:
-    """The solver a model generates with by default: its own ``default_solver`` (mini-SAO: ``dpmpp-2m``, as Stable
-    Audio's sampler) or the first of its family (``euler`` for flows, ``ddim`` for epsilon models)."""
-    return getattr(model, "default_solver", None) or solvers_for(model)[0]
+def default_solver(model: Any, fallback: str | None = None) -> str:
+    """The solver a model runs with by default: its own ``default_solver`` (mini-SAO: ``dpmpp-2m``, as Stable
+    Audio's sampler), else ``fallback`` (editors: their config's solver), else the first of its family (``euler``
+    for flows, ``ddim`` for epsilon models)."""
+    return getattr(model, "default_solver", None) or fallback or solvers_for(model)[0]
 
 
 def generate_latent(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,15 @@ import numpy as np
 from musicprobe.errors import check_known
 from musicprobe.models.codec import CodecConfig
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, MelCorpus, cached_corpus
-from musicprobe.zoo.train_flux import FluxTrainConfig, train_miniflux
 
 RECIPES = ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao")
+# the recipes on the shared training loop: module, config class, training function (imported when used)
+LOOP_RECIPES = {
+    "mini-flux": ("musicprobe.zoo.train_flux", "FluxTrainConfig", "train_miniflux"),
+    "mini-ldm": ("musicprobe.zoo.train_ldm", "LDMTrainConfig", "train_minildm"),
+    "mini-sao": ("musicprobe.zoo.train_sao", "SAOTrainConfig", "train_minisao"),
+    "mini-vocoder": ("musicprobe.zoo.train_vocoder", "VocoderTrainConfig", "train_minivocoder"),
+}
 
 
 def corpus_codec(corpus: MelCorpus, base: CodecConfig | None = None) -> CodecConfig:
@@ -29,35 +36,16 @@ def heldout(n: int = 256, workers: int = 1) -> MelCorpus:
 def train(
     name: str, out: str | Path, *, steps: int | None = None, n_clips: int = 2400, workers: int = 2, log=print
 ) -> Path:
-    """Train zoo model ``name`` into ``out`` (resumable for mini-flux); returns the folder holding the weights."""
+    """Train zoo model ``name`` into ``out`` (resumable, except mini-CLAP); returns the folder holding the weights."""
     check_known("zoo model", name, RECIPES)
     out = Path(out)
-    if name == "mini-flux":
-        cfg = FluxTrainConfig(n_clips=n_clips, workers=workers)
+    if name in LOOP_RECIPES:
+        module, config_name, fn_name = LOOP_RECIPES[name]
+        recipe = import_module(module)
+        cfg = getattr(recipe, config_name)(n_clips=n_clips, workers=workers)
         if steps:
             cfg.loop.steps = steps
-        return train_miniflux(out, cfg, log=log)
-    if name == "mini-ldm":
-        from musicprobe.zoo.train_ldm import LDMTrainConfig, train_minildm
-
-        lcfg = LDMTrainConfig(n_clips=n_clips, workers=workers)
-        if steps:
-            lcfg.loop.steps = steps
-        return train_minildm(out, lcfg, log=log)
-    if name == "mini-sao":
-        from musicprobe.zoo.train_sao import SAOTrainConfig, train_minisao
-
-        scfg = SAOTrainConfig(n_clips=n_clips, workers=workers)
-        if steps:
-            scfg.loop.steps = steps
-        return train_minisao(out, scfg, log=log)
-    if name == "mini-vocoder":
-        from musicprobe.zoo.train_vocoder import VocoderTrainConfig, train_minivocoder
-
-        vcfg = VocoderTrainConfig(n_clips=n_clips, workers=workers)
-        if steps:
-            vcfg.loop.steps = steps
-        return train_minivocoder(out, vcfg, log=log)
+        return getattr(recipe, fn_name)(out, cfg, log=log)
     from musicprobe.zoo.train_clap import train_miniclap
 
     corpus = cached_corpus(n_clips, TRAIN_SEED, workers=workers)
