@@ -1,5 +1,5 @@
-"""The sampler/inverter layer: flow solvers (Euler, RF-Solver), DDIM and edit-friendly DDPM, one step-event type,
-and inversion error curves."""
+"""The sampler/inverter layer: flow solvers (Euler, RF-Solver, DPM-Solver++(2M)), DDIM and edit-friendly DDPM, one
+step-event type, and inversion error curves."""
 
 from musicprobe.inversion.api import audio_errors, mel_mse, reconstruct, reconstruct_ddim, sweep
 from musicprobe.inversion.ddim import (

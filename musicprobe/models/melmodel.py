@@ -9,21 +9,32 @@ transformers (a latent is ``(1, n_tokens, token_dim)``: the standardised log-mel
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from musicprobe.models.codec import MelCodec
 from musicprobe.models.text import PromptCache, TextStates
+from musicprobe.models.weights import read_weights, save_weights
 
 Network = Callable[[torch.Tensor, Any, TextStates], torch.Tensor]
 
 
 class MelModel:
-    """Codec, prompts and provenance of a mini model; ``config`` has ``codec`` and ``max_text_tokens``."""
+    """Codec, prompts and provenance of a mini model; ``config`` has ``codec`` and ``max_text_tokens``.
+
+    Persistence is shared too: a subclass names its ``config_class``, its network builder ``build(config)``, the
+    module holding its weights (``weights_module``), their on-disk ``weights_dtype`` and a ``label`` for errors;
+    its constructor takes ``(network, config, meta=, vocoder=)``.
+    """
 
     family = "base"
+    label: ClassVar[str] = "mini model"
+    config_class: ClassVar[Any]
+    build: ClassVar[Callable[..., torch.nn.Module]]
+    weights_dtype: ClassVar[torch.dtype] = torch.float16
 
     def __init__(self, config: Any, meta: dict | None = None, vocoder=None):
         self.config = config
@@ -43,6 +54,23 @@ class MelModel:
     def encode_prompt(self, prompts: str | list[str]) -> TextStates:
         """MiniLM states of ``prompts`` (cached; warns when a prompt is cut or has unknown words)."""
         return self.prompts.encode(prompts)
+
+    @property
+    def weights_module(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Weights (``weights_dtype`` unless ``dtype``), config and provenance into ``folder``."""
+        return save_weights(folder, self.weights_module, self.config.to_dict(), self.meta, dtype or self.weights_dtype)
+
+    @classmethod
+    def load(cls, folder: str | Path, vocoder=None):
+        """A model saved by :meth:`save` (a clear error when ``folder`` holds no weights)."""
+        config, meta, state = read_weights(folder, cls.label)
+        cfg = cls.config_class.from_dict(config)
+        network = cls.build(cfg)
+        network.load_state_dict(state)
+        return cls(network, cfg, meta=meta, vocoder=vocoder)
 
     def guided(
         self, net: Network, x: torch.Tensor, t: Any, prompt: Any, guidance: float = 1.0, negative: str = ""

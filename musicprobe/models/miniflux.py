@@ -12,7 +12,6 @@ Conventions (the same as FluxMusic / diffusers' Flux pipelines):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +20,6 @@ from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig
 from musicprobe.models.melmodel import MelTokenModel
 from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates
-from musicprobe.models.weights import read_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -83,6 +81,10 @@ class MiniFlux(MelTokenModel):
     """
 
     family = "flux"
+    label = "mini-flux"
+    config_class = MiniFluxConfig
+    build = staticmethod(build_transformer)
+    weights_dtype = torch.float32
 
     def __init__(
         self, transformer: torch.nn.Module, config: MiniFluxConfig, meta: dict | None = None, vocoder=None
@@ -97,6 +99,10 @@ class MiniFlux(MelTokenModel):
 
     @property
     def denoiser(self) -> torch.nn.Module:
+        return self.transformer
+
+    @property
+    def weights_module(self) -> torch.nn.Module:
         return self.transformer
 
     # ---- the network ---------------------------------------------------------------------------------------
@@ -129,15 +135,3 @@ class MiniFlux(MelTokenModel):
         ``guidance == 1`` runs the conditional branch alone (no CFG batch).
         """
         return self.guided(self.forward, x, t, prompt, guidance, negative)
-
-    # ---- persistence ---------------------------------------------------------------------------------------
-    def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-        return save_weights(folder, self.transformer, self.config.to_dict(), self.meta, dtype)
-
-    @classmethod
-    def load(cls, folder: str | Path, vocoder=None) -> MiniFlux:
-        config, meta, state = read_weights(folder, "mini-flux")
-        cfg = MiniFluxConfig.from_dict(config)
-        transformer = build_transformer(cfg)
-        transformer.load_state_dict(state)
-        return cls(transformer, cfg, meta=meta, vocoder=vocoder)

@@ -17,7 +17,6 @@ cross-attention stream. Audio is decoded by the codec's decoder (the mini-vocode
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig
 from musicprobe.models.melmodel import MelModel
 from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates
-from musicprobe.models.weights import read_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -104,6 +102,9 @@ class MiniLDM(MelModel):
     ``Probe(mldm.denoiser)`` uses the UNet adapter (names ``down.1.layer0.cross_attn`` ...)."""
 
     family = "unet"
+    label = "mini-LDM"
+    config_class = MiniLDMConfig
+    build = staticmethod(build_unet)
 
     def __init__(self, unet: torch.nn.Module, config: MiniLDMConfig, meta: dict | None = None, vocoder=None):
         super().__init__(config, meta, vocoder)
@@ -113,6 +114,10 @@ class MiniLDM(MelModel):
     # ---- protocol members ---------------------------------------------------------------------------------
     @property
     def denoiser(self) -> torch.nn.Module:
+        return self.unet
+
+    @property
+    def weights_module(self) -> torch.nn.Module:
         return self.unet
 
     @property
@@ -177,15 +182,3 @@ class MiniLDM(MelModel):
     def eps(self, x: torch.Tensor, t: int, prompt: Any, guidance: float = 1.0, negative: str = "") -> torch.Tensor:
         """Noise prediction with classifier-free guidance ``e_u + guidance (e_c - e_u)``; one batched call."""
         return self.guided(self.forward, x, t, prompt, guidance, negative)
-
-    # ---- persistence ----------------------------------------------------------------------------------------
-    def save(self, folder: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-        return save_weights(folder, self.unet, self.config.to_dict(), self.meta, dtype)
-
-    @classmethod
-    def load(cls, folder: str | Path, vocoder=None) -> MiniLDM:
-        config, meta, state = read_weights(folder, "mini-LDM")
-        cfg = MiniLDMConfig.from_dict(config)
-        unet = build_unet(cfg)
-        unet.load_state_dict(state)
-        return cls(unet, cfg, meta=meta, vocoder=vocoder)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,6 @@ from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig
 from musicprobe.models.melmodel import MelTokenModel
 from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates
-from musicprobe.models.weights import read_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -121,6 +119,9 @@ class MiniSAO(MelTokenModel):
     """
 
     family = "stable_audio"
+    label = "mini-SAO"
+    config_class = MiniSAOConfig
+    build = staticmethod(build_network)
     default_solver = "dpmpp-2m"  # the deterministic DPM-Solver++ MusicKV's reference samples Stable Audio with
 
     def __init__(self, network: nn.ModuleDict, config: MiniSAOConfig, meta: dict | None = None, vocoder=None):
@@ -140,6 +141,10 @@ class MiniSAO(MelTokenModel):
     @property
     def transformer(self) -> nn.Module:
         return self.network["transformer"]
+
+    @property
+    def weights_module(self) -> nn.Module:
+        return self.network  # the DiT and the text/duration projection
 
     @property
     def text_layer(self) -> nn.Module:
@@ -199,15 +204,3 @@ class MiniSAO(MelTokenModel):
         else:
             sig = np.exp(np.linspace(math.log(c.sigma_max), math.log(c.sigma_min), steps))
         return np.append(sig / (1 + sig), 0.0)
-
-    # ---- persistence ---------------------------------------------------------------------------------------
-    def save(self, folder: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-        return save_weights(folder, self.network, self.config.to_dict(), self.meta, dtype)
-
-    @classmethod
-    def load(cls, folder: str | Path, vocoder=None) -> MiniSAO:
-        config, meta, state = read_weights(folder, "mini-SAO")
-        cfg = MiniSAOConfig.from_dict(config)
-        network = build_network(cfg)
-        network.load_state_dict(state)
-        return cls(network, cfg, meta=meta, vocoder=vocoder)
