@@ -63,3 +63,19 @@ def make_tiny_sao(seed: int = 0):
     cfg = MiniSAOConfig(num_layers=3, num_attention_heads=4, num_key_value_attention_heads=2, attention_head_dim=8,
                         cross_attention_dim=16, time_proj_dim=8, codec=CodecConfig(**TINY_CODEC_KW))
     return MiniSAO(build_network(cfg, seed=seed), cfg)
+
+
+def make_tiny_musicgen(seed: int = 0):
+    """A random-init mini-MusicGen on 1 s clips (K=3 codebooks of 16 entries, random RVQ), for editor tests."""
+    import torch
+
+    from musicprobe.models.codec import CodecConfig
+    from musicprobe.models.minimusicgen import MiniMusicGen, MiniMusicGenConfig, build_network
+    from musicprobe.models.rvq import ResidualVQ
+
+    codec = CodecConfig(**TINY_CODEC_KW)
+    cfg = MiniMusicGenConfig(num_codebooks=3, codebook_size=16, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=4, ffn_dim=64, max_position_embeddings=128, codec=codec)
+    g = torch.Generator().manual_seed(seed)
+    rvq = ResidualVQ(torch.randn(3, 16, codec.n_mels, generator=g) * torch.tensor([1.0, 0.3, 0.1])[:, None, None])
+    return MiniMusicGen(build_network(cfg, seed=seed), cfg, rvq=rvq)

@@ -101,8 +101,28 @@ def test_probe_layers_writes_scores(tmp_path, capsys, method):
 def test_zoo_list_names_every_model(capsys):
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao"):
+    for name in ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao", "mini-musicgen"):
         assert f"{name}: installed" in out
+
+
+def test_edit_editgen_generates_and_edits_or_teacher_forces_a_clip(tmp_path, capsys):
+    out = tmp_path / "eg.wav"
+    argv = ["edit", "editgen", "--source-prompt", "a calm pop piece with piano playing the melody",
+            "--target-prompt", "a calm pop piece with flute playing the melody", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["label"] == "replace (soft)" and 0 <= summary["melody_acc"] <= 1 and out.exists()
+    argv = ["edit", "editgen", SRC, "--source-prompt", "a pop piece with piano", "--target-prompt",
+            "a pop piece with flute", "--mode", "refine", "--blending", "hard", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == "refine (hard)"
+    bad = ["edit", "editgen", "--source-prompt", "a piano", "--target-prompt", "a flute now", "--out", str(out)]
+    assert main(bad) == 2
+    assert "same number of words" in capsys.readouterr().err
+    wrong = ["edit", "editgen", "--model", "mini-flux", "--source-prompt", "a", "--target-prompt", "b", "--out",
+             str(out)]
+    assert main(wrong) == 2
+    assert "a flow model; this command needs a token model" in capsys.readouterr().err
 
 
 def test_cli_defaults_come_from_the_config_dataclasses():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -23,8 +24,10 @@ def test_notebook_and_its_percent_script_agree(nb_path):
 
 def test_every_notebook_is_numbered_and_has_a_fast_parameters_cell():
     assert len(NOTEBOOKS) >= 5
-    for i, nb_path in enumerate(NOTEBOOKS):
-        assert nb_path.name.startswith(f"{i:02d}_"), nb_path.name
+    numbers = [int(p.name[:2]) if re.match(r"\d\d_", p.name) else -1 for p in NOTEBOOKS]
+    assert -1 not in numbers and numbers[0] == 0, [p.name for p in NOTEBOOKS]
+    assert numbers == sorted(set(numbers)), numbers  # unique and in order; a number an issue reserves may be free
+    for nb_path in NOTEBOOKS:
         nb = jupytext.read(nb_path)
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1 and "FAST" in params[0].source, nb_path.name

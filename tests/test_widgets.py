@@ -107,3 +107,30 @@ def test_schedule_editor_opens_on_the_musickv_config_defaults():
     assert (ed.curve.value, ed.kind.value, ed.tokens.value, ed.strength.value) == (
         spec.curve, spec.kind, spec.tokens, spec.strength)
     assert ed.schedule.spec == replace(spec, end=6)  # the window control spans all 6 steps
+
+
+def test_blending_profiles_follow_editgens_depth_rules():
+    from musicprobe.widgets import blending_figure, blending_profile
+
+    assert blending_profile(4, "soft") == [1.0, 0.75, 0.5, 0.25]
+    assert blending_profile(4, "hard", cutoff=0.5) == [1.0, 1.0, 0.0, 0.0]
+    assert blending_profile(4, "soft", depth="reference") == [0.75, 0.5, 0.25, 1.0]
+    assert list(blending_figure({"soft": [1.0, 0.5]}).data[0].y) == [1.0, 0.5]
+    with pytest.raises(UnknownNameError, match="Did you mean 'soft'"):
+        blending_profile(4, "sofT")
+
+
+def test_editgen_controls_describe_a_valid_config_and_run_it():
+    from musicprobe.editors.editgen import EditGenConfig
+    from musicprobe.widgets import EditGenControls
+
+    runs = []
+    ctl = EditGenControls(EditGenConfig(mode="reweight", word="piano"), words=["a", "piano", "piece"], n_modules=4,
+                          run=lambda c: runs.append(c) or _result("", 0.5))
+    assert ctl.config.word == "piano" and list(ctl.figure.data[0].y) == [1.0, 0.75, 0.5, 0.25]
+    ctl.blending.value = "hard"
+    ctl.cutoff.value = 0.5
+    assert list(ctl.figure.data[0].y) == [1.0, 1.0, 0.0, 0.0]
+    ctl.weight.value = -1.5
+    res = ctl.run_edit()
+    assert runs[0].weight == -1.5 and runs[0].blending == "hard" and res.label == "reweight hard piano x-1.5"

@@ -26,7 +26,7 @@ def clap():
 
 
 def test_weights_ship_with_provenance():
-    names = ("mini-flux", "mini-ldm", "mini-sao", "mini-clap", "mini-vocoder")
+    names = ("mini-flux", "mini-ldm", "mini-sao", "mini-musicgen", "mini-clap", "mini-vocoder")
     assert available() == dict.fromkeys(names, True)
     for name in names:
         folder = WEIGHTS / name
@@ -128,6 +128,35 @@ def test_cheap_adherence(name, clap):
     assert sum(p == a[1] for p, a in zip(genres, asks)) >= 2, genres
 
 
+def test_cheap_adherence_of_mini_musicgen(clap):
+    """mini-MusicGen samples four prompts as one batch (top-k 250, CFG 3); mini-CLAP must recognise most leads."""
+    from musicprobe.metrics.clap import zero_shot
+
+    mg = load("mini-musicgen")
+    asks = [("flute", "classical"), ("trumpet", "jazz"), ("organ", "reggae"), ("guitar", "rock")]
+    codes = mg.generate([f"a happy {g} piece with {i} playing the melody" for i, g in asks], seed=0)
+    assert codes.shape == (4, 4, 320) and int(codes.max()) < 512
+    leads = zero_shot(clap, [mg.decode(c[None]) for c in codes], mg.sr, "lead")
+    assert sum(p == a[0] for p, a in zip(leads, asks)) >= 3, leads
+
+
+def test_mini_musicgen_is_a_stock_transformers_musicgen_with_its_quantiser():
+    from transformers import MusicgenForCausalLM
+
+    from musicprobe.models.protocols import TokenModel, family_of
+
+    mg = load("mini-musicgen")
+    assert type(mg.decoder) is MusicgenForCausalLM and isinstance(mg, TokenModel) and family_of(mg) == "token"
+    assert mg.rvq.codebooks.shape == (4, 512, 64) and mg.rvq.meta["corpus_seed"] == TRAIN_SEED
+    from musicprobe.data import list_samples, load_sample
+
+    pop = load_sample(list_samples()[0]).audio
+    codes = mg.encode(pop, 16000)
+    mel = torch.as_tensor(mg.codec.mel(pop, 16000))
+    err = [float(((mg.mel_of_codes(codes[0, :k]) - mel) ** 2).mean()) for k in (1, 2, 4)]
+    assert err[0] > err[1] > err[2] and err[2] < 0.1, err  # every codebook refines the frames
+
+
 def test_the_zoo_models_satisfy_their_protocols(mf):
     from musicprobe.models.protocols import EpsModel, FlowModel, TokenModel, family_of, hooked_module
 
@@ -182,3 +211,13 @@ def test_each_diffusion_recipe_trains_and_exports_loadable_weights(tmp_path, nam
     x = model.noise(0)
     out = model.eps(x, 500, "a piano piece") if name == "mini-ldm" else model.velocity(x, 0.5, "a piano piece")
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_the_musicgen_recipe_fits_its_quantiser_once_and_trains(tmp_path):
+    from musicprobe.zoo.recipes import train
+
+    folder = train("mini-musicgen", tmp_path / "mg", steps=2, n_clips=16, workers=1, log=lambda _m: None)
+    mg = load("mini-musicgen", folder, fresh=True)
+    assert mg.meta["train_steps"] == 2 and (tmp_path / "mg" / "rvq" / "rvq.safetensors").exists()
+    assert torch.equal(mg.rvq.codebooks, load("mini-musicgen", folder, fresh=True).rvq.codebooks)
+    assert mg.generate("a piano piece", seed=0, frames=4).shape == (1, 4, 4)

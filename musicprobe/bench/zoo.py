@@ -2,7 +2,8 @@
 
 - mini-CLAP on held-out clips: text->audio retrieval top-1 (query: a clip's caption; correct when the retrieved
   clip has the same instrument / genre) and zero-shot classification (prompt ensembles);
-- adherence of mini-flux (Euler), mini-SAO (DPM-Solver++ on its sigma grid) and mini-LDM (DDIM): generated clips
+- adherence of mini-flux (Euler), mini-SAO (DPM-Solver++ on its sigma grid), mini-LDM (DDIM) and mini-MusicGen
+  (top-k 250, CFG 3, batches of 16 prompts): generated clips
   classified by mini-CLAP against the prompted instrument and genre;
 - novelty: nearest-neighbour log-mel distance of generated clips to the training corpus, against the same
   distance for held-out real clips (generated clips should not sit closer to training clips than new real ones);
@@ -31,9 +32,14 @@ BARS = {
 }
 
 
-# the zoo models beside mini-flux: sampler steps for adherence, and the key of their inversion rows
-OTHER_MODELS = {"mini-sao": (25, "inversion"), "mini-ldm": (50, "ddim_inversion")}
-OTHER_BARS = {"adherence_lead": 0.80, "adherence_genre": 0.70}  # the epsilon-family and mini-SAO issues' goals
+# the zoo models beside mini-flux: sampler steps for adherence (None: a token model), the key of their inversion
+# rows (None: no inversion) and the guidance they generate with
+OTHER_MODELS = {
+    "mini-sao": (25, "inversion", 4.0),
+    "mini-ldm": (50, "ddim_inversion", 4.0),
+    "mini-musicgen": (None, None, 3.0),
+}
+OTHER_BARS = {"adherence_lead": 0.80, "adherence_genre": 0.70}  # the epsilon/token-family and mini-SAO goals
 
 
 def _std_mels(clap, corpus: MelCorpus) -> np.ndarray:
@@ -86,14 +92,15 @@ def generation_quality(
     train: MelCorpus,
     held: MelCorpus,
     n_gen: int = 64,
-    steps: int = 25,
+    steps: int | None = 25,
     guidance: float = 4.0,
     decode: bool = True,
 ) -> dict[str, float]:
-    """Adherence and novelty of ``n_gen`` generated clips of a zoo model (mini-flux: Euler, mini-LDM: DDIM)."""
+    """Adherence and novelty of ``n_gen`` generated clips of a zoo model (mini-flux: Euler, mini-LDM: DDIM,
+    mini-SAO: DPM-Solver++, mini-MusicGen: top-k sampling)."""
     grid = prompt_grid(n_gen)
     t0 = time.perf_counter()
-    lat = generate_latents(model, [g[0] for g in grid], list(range(len(grid))), steps=steps, guidance=guidance)
+    lat = generated(model, [g[0] for g in grid], steps=steps, guidance=guidance)
     gen_secs = (time.perf_counter() - t0) / len(grid)
     c = model.config.codec
     mels = (np.stack([model.log_mel(x[None]) for x in lat]) - c.mel_mean) / c.mel_std
@@ -111,6 +118,18 @@ def generation_quality(
     out["nn_dist_heldout_median"] = float(np.median(d_held))
     out["frac_generated_closer_than_heldout_p5"] = float(np.mean(d_gen < np.percentile(d_held, 5)))
     return out
+
+
+def generated(model, prompts: list[str], steps: int | None, guidance: float, batch: int = 16) -> torch.Tensor:
+    """Latents (diffusion models: seeds 0..n-1, ``steps`` of the model's sampler) or codes (token models: batches
+    of ``batch`` prompts, seed = the batch index) of ``prompts``, one row each."""
+    from musicprobe.models.protocols import family_of
+
+    if family_of(model) != "token":
+        return generate_latents(model, prompts, list(range(len(prompts))), steps=steps, guidance=guidance)
+    parts = [model.generate(prompts[i : i + batch], seed=i // batch, guidance=guidance)
+             for i in range(0, len(prompts), batch)]
+    return torch.cat(parts)
 
 
 def inversion_quality(model, held: MelCorpus, n: int = 8, budgets: tuple[int, ...] = (10, 20, 50)) -> dict:
@@ -159,10 +178,11 @@ def zoo_report(n_gen: int = 64, n_heldout: int = 256, n_inversion: int = 8, quic
     res["inversion"] = inversion_quality(mf, held, n=n_inversion, budgets=budgets)
     others = [name for name in OTHER_MODELS if available().get(name)]
     for name in others:
-        steps, inversion_key = OTHER_MODELS[name]
+        steps, inversion_key, guidance = OTHER_MODELS[name]
         model = load(name)
-        res[name] = generation_quality(model, clap, train, held, n_gen=n_gen, steps=steps)
-        res[name][inversion_key] = inversion_quality(model, held, n=n_inversion, budgets=budgets)
+        res[name] = generation_quality(model, clap, train, held, n_gen=n_gen, steps=steps, guidance=guidance)
+        if inversion_key:
+            res[name][inversion_key] = inversion_quality(model, held, n=n_inversion, budgets=budgets)
         res["models"][name] = model.meta
     flat = {**res["mini-clap"], **res["mini-flux"], "rf_over_euler_mel_mse": res["inversion"]["rf_over_euler_mel_mse"]}
     res["bars"] = {

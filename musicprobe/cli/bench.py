@@ -167,6 +167,14 @@ def bench_steermusic(n: int = 16, quick: bool = False) -> dict:
     return steermusic_comparison(n_pairs=2 if quick else n, quick=quick)
 
 
+def bench_editgen(n: int = 16, quick: bool = False) -> dict:
+    """EditGen on mini-MusicGen: no control vs replace / refine / reweight x soft / hard blending (see
+    musicprobe.bench.editgen)."""
+    from musicprobe.bench.editgen import editgen_comparison
+
+    return editgen_comparison(n_pairs=4 if quick else n)
+
+
 BENCHES = {
     "synth": bench_synth,
     "metrics": bench_metrics,
@@ -177,6 +185,7 @@ BENCHES = {
     "musickv": bench_musickv,
     "vocoder": bench_vocoder,
     "steermusic": bench_steermusic,
+    "editgen": bench_editgen,
 }
 
 

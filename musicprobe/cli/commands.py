@@ -25,7 +25,7 @@ EPS_EDITORS = _eps_editors()
 
 def load_model(name: str, family: str | None = "flow"):
     """A zoo name or a weights folder (its ``config.json`` names the model) of the ``family`` a command needs
-    (``"flow"``: mini-flux, mini-SAO; ``"eps"``: mini-LDM; ``None``: any diffusion model)."""
+    (``"flow"``: mini-flux, mini-SAO; ``"eps"``: mini-LDM; ``"token"``: mini-MusicGen; ``None``: any)."""
     from musicprobe.models.protocols import family_of
     from musicprobe.zoo import MODELS, WITH_DECODER, load
 
@@ -153,6 +153,8 @@ def run_edit(a: argparse.Namespace) -> dict:
             in_sr = None
     if a.method == "musickv":
         res, extra = _edit_musickv(a)
+    elif a.method == "editgen":
+        res, extra = _edit_editgen(a), {}
     elif a.method in EPS_EDITORS:
         res, extra = _edit_eps(a), {}
     else:
@@ -210,6 +212,19 @@ def _edit_eps(a: argparse.Namespace):
     editor_cls = EPS_EDITORS[a.method][0]
     cfg = config_from_args(editor_cls.config_class, a)
     editor = editor_cls(load_model(a.model, "eps"), cfg)
+    y, sr, ref = _read_pair(a)
+    return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr, reference=ref)
+
+
+def _edit_editgen(a: argparse.Namespace):
+    """EditGen: a given clip teacher-forces the source row; without one, the source prompt's generation is edited."""
+    from musicprobe.cli.options import config_from_args
+    from musicprobe.editors.editgen import EditGen, EditGenConfig
+
+    cfg = config_from_args(EditGenConfig, a)
+    editor = EditGen(load_model(a.model, "token"), cfg)
+    if not a.audio:
+        return editor.edit_prompts(a.source_prompt, a.target_prompt)
     y, sr, ref = _read_pair(a)
     return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr, reference=ref)
 

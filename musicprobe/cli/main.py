@@ -113,6 +113,18 @@ def _out_sr_option(p: argparse.ArgumentParser) -> None:
                    help="write the edit at the input file's rate (default, resampled from the model's) or the model's")
 
 
+def _edit_output_options(p: argparse.ArgumentParser, model: str, what: str) -> None:
+    """What the config-driven edit commands share: the true target, the model, outputs and the audio window."""
+    p.add_argument("--reference-audio", help="the true target, if known (adds similarity-to-target metrics)")
+    p.add_argument("--model", default=model, help=f"zoo name or {what} weights folder")
+    p.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
+    p.add_argument("--report", help="folder for an HTML report and the result files")
+    p.add_argument("--json", action="store_true")
+    _window_options(p)
+    _out_sr_option(p)
+    p.set_defaults(func=_cmd_edit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser; every editor option's default is read from its config dataclass (one set of defaults)."""
     from musicprobe.editors import MusicKVConfig, MusRecConfig, musickv_schedule
@@ -237,14 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
         ep.add_argument("--source-prompt", required=True)
         ep.add_argument("--target-prompt", required=True)
         add_config_options(ep, editor_cls.config_class)
-        ep.add_argument("--reference-audio", help="the true target, if known (adds similarity-to-target metrics)")
-        ep.add_argument("--model", default="mini-ldm", help="zoo name or a mini-LDM weights folder")
-        ep.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
-        ep.add_argument("--report", help="folder for an HTML report and the result files")
-        ep.add_argument("--json", action="store_true")
-        _window_options(ep)
-        _out_sr_option(ep)
-        ep.set_defaults(func=_cmd_edit)
+        _edit_output_options(ep, "mini-ldm", "a mini-LDM")
+
+    from musicprobe.editors.editgen import EditGenConfig
+
+    eg = esub.add_parser("editgen", help="EditGen: prompt-to-prompt attention control in mini-MusicGen / MusicGen")
+    eg.add_argument("audio", nargs="?", help="source audio (teacher-forces the source row); omit it to edit the "
+                    "generation of --source-prompt (the paper's setting)")
+    eg.add_argument("--source-prompt", required=True)
+    eg.add_argument("--target-prompt", required=True)
+    add_config_options(eg, EditGenConfig, skip=("capture", "frames", "word_maps"))
+    _edit_output_options(eg, "mini-musicgen", "a mini-MusicGen")
 
     pl = sub.add_parser("probe-layers", help="per-layer probing scores of a model (bypass or patching)")
     pl.add_argument("--model", default="mini-flux")

@@ -2,7 +2,7 @@
 
 A trace is a small dataclass with ``to_dict`` / ``plot``; ``EditResult.save`` writes it as ``trace.json`` with its
 type name, and ``load_trace`` turns it back into the same type. A new iterative editor adds its trace class here
-and to ``TRACE_TYPES``.
+and to ``_trace_types``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ class DDSTrace:
         return cls(**json.loads(Path(path).read_text()))
 
 
-TRACE_TYPES = {"DDSTrace": DDSTrace}
+def _trace_types() -> dict:
+    from musicprobe.editors.word_attention import WordAttentionMaps
+
+    return {"DDSTrace": DDSTrace, "WordAttentionMaps": WordAttentionMaps}
 
 
 def load_trace(path: Path):
@@ -54,5 +57,5 @@ def load_trace(path: Path):
     if not path.exists():
         return None
     blob = json.loads(path.read_text())
-    cls = TRACE_TYPES.get(blob["type"])
+    cls = _trace_types().get(blob["type"])
     return cls(**blob["data"]) if cls else blob["data"]

@@ -2,7 +2,14 @@
 
 from musicprobe.metrics.harmony import chord_accuracy, chord_agreement, recognize_chords
 from musicprobe.metrics.pitch import chroma_similarity, cqt1_pcc, cqt_top1, melody_accuracy, pitch_track
-from musicprobe.metrics.rhythm import dynamics_correlation, onset_f1, rhythm_f1
+from musicprobe.metrics.rhythm import (
+    beat_f1,
+    beat_times,
+    dynamics_correlation,
+    onset_f1,
+    onset_strength_correlation,
+    rhythm_f1,
+)
 from musicprobe.metrics.suite import (
     METRICS,
     against_ground_truth,
@@ -22,6 +29,8 @@ from musicprobe.metrics.transcription import detect_onsets, transcribe
 __all__ = [
     "METRICS",
     "against_ground_truth",
+    "beat_f1",
+    "beat_times",
     "chord_accuracy",
     "chord_agreement",
     "chroma_similarity",
@@ -36,6 +45,7 @@ __all__ = [
     "melody_accuracy",
     "notes_from_metadata",
     "onset_f1",
+    "onset_strength_correlation",
     "overlap_area",
     "pch_overlap",
     "pitch_class_histogram",

@@ -70,7 +70,12 @@ class MelModel:
         cfg = cls.config_class.from_dict(config)
         network = cls.build(cfg)
         network.load_state_dict(state)
-        return cls(network, cfg, meta=meta, vocoder=vocoder)
+        return cls.assemble(network, cfg, Path(folder), meta=meta, vocoder=vocoder)
+
+    @classmethod
+    def assemble(cls, network: torch.nn.Module, config: Any, folder: Path, *, meta: dict, vocoder=None):
+        """The model around its loaded network (a subclass that keeps more files in ``folder`` reads them here)."""
+        return cls(network, config, meta=meta, vocoder=vocoder)
 
     def guided(
         self, net: Network, x: torch.Tensor, t: Any, prompt: Any, guidance: float = 1.0, negative: str = ""

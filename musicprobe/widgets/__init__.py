@@ -1,7 +1,11 @@
-"""Notebook widgets: vital-layer selection and injection-schedule editing (logic in :mod:`.logic`)."""
+"""Notebook widgets: vital-layer selection, injection-schedule editing and EditGen's controls (logic in
+:mod:`.logic`)."""
 
 from musicprobe.widgets.logic import (
+    blending_figure,
+    blending_profile,
     comparison_rows,
+    editgen_config_from_controls,
     parse_weights,
     schedule_figure,
     schedule_from_controls,
@@ -9,9 +13,13 @@ from musicprobe.widgets.logic import (
 )
 
 __all__ = [
+    "EditGenControls",
     "ScheduleEditor",
     "VitalLayerSelector",
+    "blending_figure",
+    "blending_profile",
     "comparison_rows",
+    "editgen_config_from_controls",
     "parse_weights",
     "schedule_figure",
     "schedule_from_controls",
@@ -20,7 +28,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # the ipywidgets front ends load lazily (ipywidgets is a notebook extra)
-    if name in ("ScheduleEditor", "VitalLayerSelector"):
+    if name in ("EditGenControls", "ScheduleEditor", "VitalLayerSelector"):
         from musicprobe.widgets import controls
 
         return getattr(controls, name)

@@ -1,4 +1,5 @@
-"""ipywidgets front ends: a vital-layer selector and an injection-schedule editor (thin over :mod:`.logic`)."""
+"""ipywidgets front ends: a vital-layer selector, an injection-schedule editor and EditGen's controls (thin over
+:mod:`.logic`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from IPython.display import HTML, Audio, display
 from musicprobe.hooks import CURVES, InjectionSchedule, ScheduleSpec
 from musicprobe.widgets.logic import (
     SELECT_MODES,
+    blending_figure,
+    blending_profile,
     comparison_rows,
+    editgen_config_from_controls,
     schedule_figure,
     schedule_from_controls,
     select_layers,
@@ -50,14 +54,16 @@ def _show(out: W.Output, *objs) -> None:
 class _RunPanel:
     """Shared 'run and compare' part: a button, the last audio, and a table of every run so far."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, keys: tuple[str, ...] = ("chroma", "cqt1_pcc", "clap_target")):
         self.button = W.Button(description=label, button_style="primary")
         self.out = W.Output()
         self.results: list = []
+        self.keys = keys
 
     def show(self, result) -> None:
         self.results.append(result)
-        _show(self.out, Audio(result.edited, rate=result.sr), HTML(_table_html(comparison_rows(self.results))))
+        table = comparison_rows(self.results, self.keys)
+        _show(self.out, Audio(result.edited, rate=result.sr), HTML(_table_html(table)))
 
 
 class VitalLayerSelector:
@@ -198,6 +204,69 @@ class ScheduleEditor:
                 self.panel.out,
             ]
         )
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+EDITGEN_KEYS = ("clap_target", "clap_audio", "melody_acc", "dynamics_onset", "rhythm_f1")
+
+
+class EditGenControls:
+    """EditGen's knobs: mode, soft / hard blending with a depth cut-off, the reweighted word and its factor; the
+    figure shows how much of each attention module is controlled; the button runs ``run(config) -> EditResult``.
+    """
+
+    def __init__(self, base, words: list[str], n_modules: int, run: Callable[[object], object] | None = None):
+        from musicprobe.editors.p2p import BLENDINGS, MODES
+
+        self.base, self.n_modules, self.run_fn = base, n_modules, run
+        self.mode = W.Dropdown(options=list(MODES), value=base.mode, description="mode")
+        self.blending = W.ToggleButtons(options=list(BLENDINGS), value=base.blending, description="blending")
+        self.cutoff = W.FloatSlider(value=base.cutoff, min=0.05, max=1.0, step=0.05, description="hard cut-off")
+        self.weight = W.FloatSlider(value=base.weight, min=-2.0, max=2.0, step=0.25, description="reweight c")
+        self.word = W.Dropdown(options=list(words), value=base.word if base.word in words else words[0],
+                               description="word")
+        self.message = W.HTML()
+        self.fig_out = W.Output()
+        self.panel = _RunPanel("run edit", EDITGEN_KEYS)
+        self.panel.button.on_click(lambda _b: self.run_edit())
+        self.config = base
+        self.figure = None
+        for w in (self.mode, self.blending, self.cutoff, self.weight, self.word):
+            w.observe(lambda _change: self.refresh(), names="value")
+        self.refresh()
+
+    def refresh(self):
+        from musicprobe.errors import MusicProbeError
+
+        try:
+            self.config = editgen_config_from_controls(
+                self.base, mode=self.mode.value, blending=self.blending.value, cutoff=self.cutoff.value,
+                weight=self.weight.value, word=self.word.value,
+            )
+            self.message.value = ""
+        except MusicProbeError as e:
+            self.message.value = f"<span style='color:#b00'>{e}</span>"
+            return self.config
+        c = self.config
+        self.figure = blending_figure({c.blending: blending_profile(self.n_modules, c.blending, c.depth, c.cutoff)})
+        _show(self.fig_out, self.figure)
+        return self.config
+
+    def run_edit(self):
+        if self.run_fn is None:
+            return None
+        result = self.run_fn(self.config)
+        c = self.config
+        result.label = f"{c.mode} {c.blending}" + (f" {c.word} x{c.weight:g}" if c.mode == "reweight" else "")
+        self.panel.show(result)
+        return result
+
+    @property
+    def widget(self) -> W.Widget:
+        return W.VBox([W.HBox([self.mode, self.blending]), W.HBox([self.cutoff, self.word, self.weight]),
+                       self.message, self.fig_out, self.panel.button, self.panel.out])
 
     def _ipython_display_(self) -> None:
         display(self.widget)

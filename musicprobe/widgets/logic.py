@@ -99,3 +99,30 @@ def schedule_figure(schedules: dict[str, InjectionSchedule] | InjectionSchedule,
 def comparison_rows(results: Sequence, keys: Sequence[str] = ("chroma", "cqt1_pcc", "clap_target")) -> dict:
     """``{label: {metric: value}}`` for a metrics table of several edit results."""
     return {r.label: {k: round(r.metrics[k], 3) for k in keys if k in r.metrics} for r in results}
+
+
+def blending_profile(n_modules: int, blending: str, depth: str = "paper", cutoff: float = 0.75) -> list[float]:
+    """The share of *controlled* attention ``1 - a`` at each attention module (call order, self and cross
+    counted apart) under EditGen's depth blending."""
+    from musicprobe.editors.p2p import BLENDINGS, DEPTHS, depth_alpha
+
+    check_known("blending", blending, BLENDINGS)
+    check_known("depth", depth, DEPTHS)
+    return [1.0 - depth_alpha(j, n_modules, blending, depth, cutoff) for j in range(n_modules)]
+
+
+def blending_figure(profiles: dict[str, list[float]], title: str = "how much of each attention module is controlled"
+                    ) -> go.Figure:
+    """Bars of :func:`blending_profile` per setting (x: attention module index in call order)."""
+    fig = go.Figure()
+    for name, prof in profiles.items():
+        fig.add_bar(x=list(range(len(prof))), y=prof, name=name)
+    fig.update_layout(title=title, xaxis_title="attention module (self, cross, self, cross, ...)",
+                      yaxis_title="controlled share 1 - a", yaxis_range=[0, 1.05], template="plotly_white",
+                      height=300, barmode="group")
+    return fig
+
+
+def editgen_config_from_controls(base, *, mode: str, blending: str, cutoff: float, weight: float, word: str):
+    """The EditGen config the controls describe (validated: a clear error for a bad combination)."""
+    return base.replace(mode=mode, blending=blending, cutoff=cutoff, weight=weight, word=word)

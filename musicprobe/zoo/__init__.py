@@ -4,7 +4,9 @@
 decoding through ``load("mini-vocoder")`` (a Vocos-style vocoder; ``decoder="griffin-lim"`` for the fallback);
 ``load("mini-ldm")`` -> :class:`MiniLDM` (diffusers ``UNet2DConditionModel``, epsilon prediction, AudioLDM2's
 schedule); ``load("mini-sao")`` -> :class:`MiniSAO` (diffusers ``StableAudioDiTModel``, v-prediction, SAO's
-sigma grid); ``load("mini-clap")`` -> :class:`MiniClap` (contrastive audio-text model for CLAP scores and FAD).
+sigma grid); ``load("mini-musicgen")`` -> :class:`MiniMusicGen` (transformers ``MusicgenForCausalLM`` over RVQ
+codes of the shared codec, delay pattern, top-k sampling); ``load("mini-clap")`` -> :class:`MiniClap`
+(contrastive audio-text model for CLAP scores and FAD).
 Weights ship in ``musicprobe/zoo/weights/<name>/`` (safetensors + config.json with provenance); retrain with
 ``musicprobe zoo train <name>``. The model definitions live in :mod:`musicprobe.models`; the zoo holds the
 registry, the training recipes, the weights and their provenance.
@@ -20,6 +22,7 @@ from musicprobe.models.codec import DECODERS
 from musicprobe.models.miniclap import MiniClap
 from musicprobe.models.miniflux import MiniFlux
 from musicprobe.models.minildm import MiniLDM
+from musicprobe.models.minimusicgen import MiniMusicGen
 from musicprobe.models.minisao import MiniSAO
 from musicprobe.models.vocoder import MiniVocoder
 
@@ -28,13 +31,14 @@ MODELS = {
     "mini-flux": MiniFlux,
     "mini-ldm": MiniLDM,
     "mini-sao": MiniSAO,
+    "mini-musicgen": MiniMusicGen,
     "mini-clap": MiniClap,
     "mini-vocoder": MiniVocoder,
 }
-WITH_DECODER = ("mini-flux", "mini-ldm", "mini-sao")  # models that decode through the shared codec
+WITH_DECODER = ("mini-flux", "mini-ldm", "mini-sao", "mini-musicgen")  # models that decode through the shared codec
 
 __all__ = [
-    "MODELS", "WEIGHTS", "MiniClap", "MiniFlux", "MiniLDM", "MiniSAO", "MiniVocoder",
+    "MODELS", "WEIGHTS", "MiniClap", "MiniFlux", "MiniLDM", "MiniMusicGen", "MiniSAO", "MiniVocoder",
     "available", "load", "weights_dir",
 ]
 

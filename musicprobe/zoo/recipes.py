@@ -11,12 +11,13 @@ from musicprobe.errors import check_known
 from musicprobe.models.codec import CodecConfig
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, MelCorpus, cached_corpus
 
-RECIPES = ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao")
+RECIPES = ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao", "mini-musicgen")
 # the recipes on the shared training loop: module, config class, training function (imported when used)
 LOOP_RECIPES = {
     "mini-flux": ("musicprobe.zoo.train_flux", "FluxTrainConfig", "train_miniflux"),
     "mini-ldm": ("musicprobe.zoo.train_ldm", "LDMTrainConfig", "train_minildm"),
     "mini-sao": ("musicprobe.zoo.train_sao", "SAOTrainConfig", "train_minisao"),
+    "mini-musicgen": ("musicprobe.zoo.train_musicgen", "MusicGenTrainConfig", "train_minimusicgen"),
     "mini-vocoder": ("musicprobe.zoo.train_vocoder", "VocoderTrainConfig", "train_minivocoder"),
 }
 

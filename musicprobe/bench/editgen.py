@@ -1,0 +1,115 @@
+"""EditGen on mini-MusicGen (the paper's comparison on our corpus): no control vs replace / refine / reweight with
+hard and with soft blending, on prompt pairs built from the corpus's caption template.
+
+Each pair edits one word of ``"a {mood} {genre} piece with {lead} playing the melody"`` (instrument, genre and
+mood pairs), or keeps the prompt and reweights its instrument word by 2 (reweight pairs). Per condition: CLAP
+text-to-audio (to the target prompt) and audio-to-audio (to the source generation), melody accuracy, dynamics
+(onset-strength correlation; RMS as the second view), rhythm (beat F1 at 70 ms) and seconds per edit.
+
+The paper's directions: soft blending is at least as good as hard on both CLAP scores (0.849 vs 0.836 text-audio,
+0.414 vs 0.400 audio-audio), and controlled edits keep melody, dynamics and rhythm better than re-generating the
+target prompt with the same seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+KEYS = ("clap_target", "clap_audio", "melody_acc", "dynamics_onset", "dynamics_rms", "rhythm_f1", "chroma",
+        "seconds")
+LEADS = ("piano", "guitar", "flute", "violin", "trumpet", "organ")  # one-word lead instruments
+KINDS = ("instrument", "genre", "mood", "reweight")
+TEMPLATE = "a {mood} {genre} piece with {lead} playing the melody"
+
+
+@dataclass(frozen=True)
+class PromptPair:
+    kind: str
+    source: str
+    target: str
+    word: str = ""  # reweight: the word scaled
+    seed: int = 0
+
+
+def prompt_pairs(n: int, seed: int = 0, kinds: tuple[str, ...] = KINDS) -> list[PromptPair]:
+    """``n`` prompt pairs cycling through ``kinds``, each with its own generation seed (reproducible)."""
+    from musicprobe.synth import GENRES, MOODS
+    from musicprobe.synth.genres import MOOD_OPPOSITE
+
+    rng = np.random.default_rng(seed)
+    genres = [g for g in GENRES if g != "waltz"]
+    out = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        f = {"mood": str(rng.choice(list(MOODS))), "genre": str(rng.choice(genres)), "lead": str(rng.choice(LEADS))}
+        src = TEMPLATE.format(**f)
+        if kind == "instrument":
+            tgt = TEMPLATE.format(**{**f, "lead": str(rng.choice([x for x in LEADS if x != f["lead"]]))})
+        elif kind == "genre":
+            tgt = TEMPLATE.format(**{**f, "genre": str(rng.choice([g for g in genres if g != f["genre"]]))})
+        elif kind == "mood":
+            tgt = TEMPLATE.format(**{**f, "mood": MOOD_OPPOSITE[f["mood"]]})
+        else:
+            tgt = src
+        out.append(PromptPair(kind, src, tgt, f["lead"] if kind == "reweight" else "", seed=1000 + i))
+    return out
+
+
+def conditions(kind: str) -> dict[str, dict]:
+    """Condition label -> EditGenConfig overrides for a pair of ``kind``."""
+    if kind == "reweight":
+        return {f"reweight {b}": {"mode": "reweight", "blending": b, "weight": 2.0} for b in ("soft", "hard")}
+    grid = {"no control": {"mode": "none"}}
+    for mode in ("replace", "refine"):
+        for b in ("soft", "hard"):
+            grid[f"{mode} {b}"] = {"mode": mode, "blending": b}
+    return grid
+
+
+def editgen_comparison(n_pairs: int = 16, model=None, clap=None, progress: bool = True,
+                       frames: int | None = None) -> dict:
+    """Mean metrics per condition over ``n_pairs`` prompt pairs (word-swap pairs and reweight pairs apart)."""
+    from tqdm.auto import tqdm
+
+    from musicprobe.editors.editgen import EditGen, EditGenConfig
+    from musicprobe.zoo import load
+
+    mg, clap = model or load("mini-musicgen"), clap or load("mini-clap")
+    editor = EditGen(mg, clap=clap)
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for pair in tqdm(prompt_pairs(n_pairs), desc="editgen pairs", disable=not progress):
+        for label, over in conditions(pair.kind).items():
+            cfg = EditGenConfig(seed=pair.seed, word=pair.word, frames=frames, **over)
+            t0 = time.perf_counter()
+            res = editor.edit_prompts(pair.source, pair.target, config=cfg)
+            rows[label].append(dict(res.metrics, seconds=time.perf_counter() - t0, kind=pair.kind))
+    table = {label: {k: float(np.nanmean([r[k] for r in rs])) for k in KEYS} for label, rs in rows.items()}
+    spread = {label: {k: float(np.nanstd([r[k] for r in rs])) for k in KEYS} for label, rs in rows.items()}
+    return {"n_pairs": n_pairs, "pairs_per_kind": _count(rows), "table": table, "spread": spread,
+            "verdict": verdict(table)}
+
+
+def _count(rows: dict[str, list[dict]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for label in ("no control", "reweight soft"):
+        for r in rows.get(label, []):
+            out[r["kind"]] += 1
+    return dict(out)
+
+
+def verdict(table: dict[str, dict]) -> dict[str, bool]:
+    """The paper's directions on a comparison table (word-swap conditions)."""
+    out = {}
+    for key, what in (("clap_target", "text-to-audio"), ("clap_audio", "audio-to-audio")):
+        soft = np.mean([table[f"{m} soft"][key] for m in ("replace", "refine") if f"{m} soft" in table])
+        hard = np.mean([table[f"{m} hard"][key] for m in ("replace", "refine") if f"{m} hard" in table])
+        out[f"soft >= hard on {what} CLAP"] = bool(soft >= hard)
+    base = table.get("no control")
+    if base:
+        for key in ("melody_acc", "dynamics_onset", "rhythm_f1"):
+            out[f"replace soft keeps {key} better than no control"] = bool(table["replace soft"][key] > base[key])
+    return out
