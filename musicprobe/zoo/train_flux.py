@@ -12,14 +12,12 @@ from pathlib import Path
 
 import torch
 
-from musicprobe.models.miniflux import MiniFlux, MiniFluxConfig, build_transformer
+from musicprobe.models.miniflux import MiniFlux, MiniFluxConfig
 from musicprobe.zoo.trainer import (
     DiffusionTrainConfig,
     LoopConfig,
     captioned_corpus,
-    export_model,
-    provenance_meta,
-    train_loop,
+    train_mel_model,
 )
 
 
@@ -33,25 +31,20 @@ class FluxTrainConfig(DiffusionTrainConfig):
 def train_miniflux(out: str | Path, cfg: FluxTrainConfig | None = None, log=print) -> Path:
     """Train (or resume) mini-flux in ``out``; returns the exported model folder ``out/model``."""
     cfg = cfg or FluxTrainConfig()
-    out = Path(out)
+
+    def make_loss(mf: MiniFlux):
+        x_all = mf.codec.mel_to_tokens(data.mels)
+
+        def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
+            idx, text = data.draw(g, cfg.batch_size, cfg.cond_dropout)
+            x0 = x_all[idx]
+            eps = torch.randn(x0.shape, generator=g)
+            mu, sd = cfg.logit_normal
+            t = torch.sigmoid(mu + sd * torch.randn(cfg.batch_size, generator=g))
+            xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * eps
+            return torch.nn.functional.mse_loss(mf.forward(xt, t, text), eps - x0)
+
+        return loss_at
+
     data = captioned_corpus(cfg, log)
-    model_cfg = data.model_config
-    transformer = build_transformer(model_cfg, seed=cfg.loop.seed)
-    mf = MiniFlux(transformer, model_cfg)
-    x_all = mf.codec.mel_to_tokens(data.mels)
-
-    def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
-        idx, text = data.draw(g, cfg.batch_size, cfg.cond_dropout)
-        x0 = x_all[idx]
-        eps = torch.randn(x0.shape, generator=g)
-        mu, sd = cfg.logit_normal
-        t = torch.sigmoid(mu + sd * torch.randn(cfg.batch_size, generator=g))
-        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * eps
-        return torch.nn.functional.mse_loss(mf.forward(xt, t, text), eps - x0)
-
-    def export(ema: torch.nn.Module, step: int, segments: list[dict]) -> Path:
-        meta = provenance_meta("mini-flux", cfg, step, segments)
-        return export_model(out, MiniFlux(ema, model_cfg, meta=meta))
-
-    train_loop(out, transformer, loss_at, cfg.loop, export, train_config=cfg.to_dict(), log=log)
-    return out / "model"
+    return train_mel_model(Path(out), cfg, data, "mini-flux", MiniFlux, make_loss, log)

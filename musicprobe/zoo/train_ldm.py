@@ -12,14 +12,12 @@ from pathlib import Path
 
 import torch
 
-from musicprobe.models.minildm import MiniLDM, MiniLDMConfig, build_unet
+from musicprobe.models.minildm import MiniLDM, MiniLDMConfig
 from musicprobe.zoo.trainer import (
     DiffusionTrainConfig,
     LoopConfig,
     captioned_corpus,
-    export_model,
-    provenance_meta,
-    train_loop,
+    train_mel_model,
 )
 
 
@@ -32,28 +30,23 @@ class LDMTrainConfig(DiffusionTrainConfig):
 def train_minildm(out: str | Path, cfg: LDMTrainConfig | None = None, log=print) -> Path:
     """Train (or resume) mini-LDM in ``out``; returns the exported model folder ``out/model``."""
     cfg = cfg or LDMTrainConfig()
-    out = Path(out)
+
+    def make_loss(ldm: MiniLDM):
+        x_all = ldm.mel_to_latent(data.mels)
+        alphas = ldm.config.alphas_cumprod().float()
+        log(f"mini-LDM latent {tuple(x_all.shape[1:])}")
+
+        def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
+            b = cfg.batch_size
+            idx, text = data.draw(g, b, cfg.cond_dropout)
+            x0 = x_all[idx]
+            t = torch.randint(ldm.config.num_train_timesteps, (b,), generator=g)
+            eps = torch.randn(x0.shape, generator=g)
+            a = alphas[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            return torch.nn.functional.mse_loss(ldm.forward(xt, t, text), eps)
+
+        return loss_at
+
     data = captioned_corpus(cfg, log)
-    model_cfg = data.model_config
-    unet = build_unet(model_cfg, seed=cfg.loop.seed)
-    ldm = MiniLDM(unet, model_cfg)
-    x_all = ldm.mel_to_latent(data.mels)
-    alphas = model_cfg.alphas_cumprod().float()
-    n_params = sum(p.numel() for p in unet.parameters()) / 1e6
-    log(f"mini-LDM: {n_params:.2f} M parameters, latent {tuple(x_all.shape[1:])}")
-
-    def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
-        b = cfg.batch_size
-        idx, text = data.draw(g, b, cfg.cond_dropout)
-        x0 = x_all[idx]
-        t = torch.randint(model_cfg.num_train_timesteps, (b,), generator=g)
-        eps = torch.randn(x0.shape, generator=g)
-        a = alphas[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        return torch.nn.functional.mse_loss(ldm.forward(xt, t, text), eps)
-
-    def export(ema: torch.nn.Module, step: int, segments: list[dict]) -> Path:
-        return export_model(out, MiniLDM(ema, model_cfg, meta=provenance_meta("mini-ldm", cfg, step, segments)))
-
-    train_loop(out, unet, loss_at, cfg.loop, export, train_config=cfg.to_dict(), log=log)
-    return out / "model"
+    return train_mel_model(Path(out), cfg, data, "mini-ldm", MiniLDM, make_loss, log)

@@ -17,15 +17,13 @@ from pathlib import Path
 import torch
 
 from musicprobe.models.delay import teacher_forcing
-from musicprobe.models.minimusicgen import MiniMusicGen, MiniMusicGenConfig, build_network
+from musicprobe.models.minimusicgen import MiniMusicGen, MiniMusicGenConfig
 from musicprobe.models.rvq import ResidualVQ, RVQConfig
 from musicprobe.zoo.trainer import (
     DiffusionTrainConfig,
     LoopConfig,
     captioned_corpus,
-    export_model,
-    provenance_meta,
-    train_loop,
+    train_mel_model,
 )
 
 
@@ -60,28 +58,23 @@ def train_minimusicgen(out: str | Path, cfg: MusicGenTrainConfig | None = None, 
     cfg = cfg or MusicGenTrainConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+
+    def make_loss(mg: MiniMusicGen):
+        codes = mg.codes_of_mel(data.mels)  # (clips, K, frames)
+        pad, k = mg.pad_id, mg.n_codebooks
+
+        def loss_at(step: int, g: torch.Generator) -> tuple[torch.Tensor, dict]:
+            idx, text = data.draw(g, cfg.batch_size, cfg.cond_dropout)
+            inputs, targets = teacher_forcing(codes[idx], pad)
+            logits = mg.network(inputs, text)
+            per_book = [
+                torch.nn.functional.cross_entropy(logits[:, j].reshape(-1, logits.shape[-1]), targets[:, j].reshape(-1))
+                for j in range(k)
+            ]
+            return torch.stack(per_book).mean(), {f"ce{j}": float(x.detach()) for j, x in enumerate(per_book)}
+
+        return loss_at
+
     data = captioned_corpus(cfg, log)
-    model_cfg = data.model_config
     rvq = fit_quantiser(out, data.mels, cfg, log)
-    network = build_network(model_cfg, seed=cfg.loop.seed)
-    mg = MiniMusicGen(network, model_cfg, rvq=rvq)
-    codes = mg.codes_of_mel(data.mels)  # (clips, K, frames)
-    log(f"mini-MusicGen: {sum(p.numel() for p in network.parameters()) / 1e6:.2f} M parameters, codes "
-        f"{tuple(codes.shape[1:])}")
-
-    def loss_at(step: int, g: torch.Generator) -> tuple[torch.Tensor, dict]:
-        idx, text = data.draw(g, cfg.batch_size, cfg.cond_dropout)
-        inputs, targets = teacher_forcing(codes[idx], model_cfg.pad_id)
-        logits = network(inputs, text)
-        per_book = [
-            torch.nn.functional.cross_entropy(logits[:, j].reshape(-1, logits.shape[-1]), targets[:, j].reshape(-1))
-            for j in range(model_cfg.num_codebooks)
-        ]
-        return torch.stack(per_book).mean(), {f"ce{j}": float(x.detach()) for j, x in enumerate(per_book)}
-
-    def export(ema: torch.nn.Module, step: int, segments: list[dict]) -> Path:
-        meta = provenance_meta("mini-musicgen", cfg, step, segments)
-        return export_model(out, MiniMusicGen(ema, model_cfg, rvq=rvq, meta=meta))
-
-    train_loop(out, network, loss_at, cfg.loop, export, train_config=cfg.to_dict(), log=log)
-    return out / "model"
+    return train_mel_model(out, cfg, data, "mini-musicgen", MiniMusicGen, make_loss, log, rvq=rvq)

@@ -15,14 +15,12 @@ from pathlib import Path
 
 import torch
 
-from musicprobe.models.minisao import MiniSAO, MiniSAOConfig, build_network
+from musicprobe.models.minisao import MiniSAO, MiniSAOConfig
 from musicprobe.zoo.trainer import (
     DiffusionTrainConfig,
     LoopConfig,
     captioned_corpus,
-    export_model,
-    provenance_meta,
-    train_loop,
+    train_mel_model,
 )
 
 
@@ -35,26 +33,20 @@ class SAOTrainConfig(DiffusionTrainConfig):
 def train_minisao(out: str | Path, cfg: SAOTrainConfig | None = None, log=print) -> Path:
     """Train (or resume) mini-SAO in ``out``; returns the exported model folder ``out/model``."""
     cfg = cfg or SAOTrainConfig()
-    out = Path(out)
+
+    def make_loss(sao: MiniSAO):
+        x_all = sao.codec.mel_to_tokens(data.mels)
+
+        def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
+            b = cfg.batch_size
+            idx, text = data.draw(g, b, cfg.cond_dropout)
+            x0 = x_all[idx]
+            eps = torch.randn(x0.shape, generator=g)
+            a = torch.rand(b, generator=g) * (math.pi / 2)
+            c, s = torch.cos(a)[:, None, None], torch.sin(a)[:, None, None]
+            return torch.nn.functional.mse_loss(sao.forward_v(c * x0 + s * eps, a, text), c * eps - s * x0)
+
+        return loss_at
+
     data = captioned_corpus(cfg, log)
-    model_cfg = data.model_config
-    network = build_network(model_cfg, seed=cfg.loop.seed)
-    sao = MiniSAO(network, model_cfg)
-    x_all = sao.codec.mel_to_tokens(data.mels)
-    log(f"mini-SAO: {sum(p.numel() for p in network.parameters()) / 1e6:.2f} M parameters, "
-        f"latent {tuple(x_all.shape[1:])}")
-
-    def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
-        b = cfg.batch_size
-        idx, text = data.draw(g, b, cfg.cond_dropout)
-        x0 = x_all[idx]
-        eps = torch.randn(x0.shape, generator=g)
-        a = torch.rand(b, generator=g) * (math.pi / 2)
-        c, s = torch.cos(a)[:, None, None], torch.sin(a)[:, None, None]
-        return torch.nn.functional.mse_loss(sao.forward_v(c * x0 + s * eps, a, text), c * eps - s * x0)
-
-    def export(ema: torch.nn.Module, step: int, segments: list[dict]) -> Path:
-        return export_model(out, MiniSAO(ema, model_cfg, meta=provenance_meta("mini-sao", cfg, step, segments)))
-
-    train_loop(out, network, loss_at, cfg.loop, export, train_config=cfg.to_dict(), log=log)
-    return out / "model"
+    return train_mel_model(Path(out), cfg, data, "mini-sao", MiniSAO, make_loss, log)

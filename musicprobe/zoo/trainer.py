@@ -162,6 +162,35 @@ def captioned_corpus(cfg: CorpusTrainConfig, log: Callable[[str], object] = prin
     return CaptionedCorpus(corpus, std_mels, model_cfg, tokens, pooled, mask, n_caps, empty)
 
 
+LossAt = Callable[[int, torch.Generator], "torch.Tensor | tuple[torch.Tensor, dict]"]
+
+
+def train_mel_model(
+    out: Path,
+    cfg: CorpusTrainConfig,
+    data: CaptionedCorpus,
+    name: str,
+    model_class: Any,
+    make_loss: Callable[[Any], LossAt],
+    log: Callable[[str], object] = print,
+    **model_kw: Any,
+) -> Path:
+    """The recipe every mini model on the shared codec follows: build ``model_class``'s network at the loop seed,
+    wrap it (``model_class(network, config, **model_kw)``), train ``make_loss(model)`` with :func:`train_loop`, and
+    export the EMA weights with provenance under ``name``. Returns the exported folder ``out/model``."""
+    network = model_class.build(data.model_config, seed=cfg.loop.seed)  # type: ignore[attr-defined]
+    model = model_class(network, data.model_config, **model_kw)
+    loss_at = make_loss(model)
+    log(f"{name}: {sum(p.numel() for p in network.parameters()) / 1e6:.2f} M parameters")
+
+    def export(ema: torch.nn.Module, step: int, segments: list[dict]) -> Path:
+        meta = provenance_meta(name, cfg, step, segments)
+        return export_model(out, model_class(ema, data.model_config, meta=meta, **model_kw))
+
+    train_loop(out, network, loss_at, cfg.loop, export, train_config=cfg.to_dict(), log=log)
+    return out / "model"
+
+
 def cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
     """Linear warm-up, then a cosine from ``lr`` down to ``0.1 * lr`` at ``steps``."""
     if step < warmup:
