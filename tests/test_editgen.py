@@ -205,7 +205,11 @@ def test_edit_a_given_clip_teacher_forces_the_source(mg):
     y = np.random.default_rng(1).standard_normal(mg.n_samples).astype(np.float32) * 0.1
     res = EditGen(mg, EditGenConfig(mode="refine"), clap=None).edit(
         y, "a calm piano melody", "a calm piano melody with drums", sr=mg.sr)
-    assert res.edited.shape == res.source.shape
+    assert res.edited.shape == res.source.shape == (mg.n_samples,)
+    short = y[: int(0.8 * mg.n_samples)]  # a clip shorter than the window keeps its length
+    res = EditGen(mg, EditGenConfig(mode="replace"), clap=None).edit(
+        short, "a calm piano melody", "a calm flute melody", sr=mg.sr)
+    assert res.edited.shape == res.source.shape == short.shape
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -123,8 +123,9 @@ class EditGen(Editor):
     def record_source(self, audio: np.ndarray, source_prompt: str, *, sr: int, config=None,
                       progress=None) -> TokenSource:
         y = self.prepare(audio, sr)
-        codes = self.model.encode(y, self.model.sr)
-        return TokenSource(source_prompt, codes, self.model.decode(codes), forced=True)
+        frames = -(-len(y) // self.model.config.codec.hop_length)  # a short clip edits as many frames as it has
+        codes = self.model.encode(y, self.model.sr)[..., :frames]
+        return TokenSource(source_prompt, codes, self.model.decode(codes)[: len(y)], forced=True)
 
     def edit_from(self, source: TokenSource, target_prompt: str, *, config=None, reference=None, label: str = "",
                   progress=None) -> EditResult:
