@@ -71,3 +71,12 @@ def metrics_bar(scores: Mapping[str, Mapping[str, float]], title: str = "metrics
         margin={"l": 40, "r": 10, "t": 40, "b": 80},
     )
     return fig
+
+
+def chord_matrix_figure(matrix: np.ndarray, step: float, title: str = "chord progression matrix") -> go.Figure:
+    """A chord matrix (:func:`~musicprobe.metrics.harmony.chord_matrix`) as a heat map: chord class x time."""
+    from musicprobe.metrics.harmony import CHORD_CLASSES
+
+    m = np.asarray(matrix, dtype=np.float32)
+    times = np.arange(m.shape[1]) * step
+    return heatmap(m, title=title, x=times, y_label="chord", y_ticks=list(CHORD_CLASSES), height=520)

@@ -79,3 +79,14 @@ def make_tiny_musicgen(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     rvq = ResidualVQ(torch.randn(3, 16, codec.n_mels, generator=g) * torch.tensor([1.0, 0.3, 0.1])[:, None, None])
     return MiniMusicGen(build_network(cfg, seed=seed), cfg, rvq=rvq)
+
+
+def make_tiny_instructme(seed: int = 0, **over):
+    """A random-init mini-InstructME on 1.024 s clips (latent 16 x 16 x 16, chunks of 32 frames), for editor tests."""
+    from musicprobe.models.codec import CodecConfig
+    from musicprobe.models.miniinstructme import MiniInstructME, MiniInstructMEConfig, build_network
+
+    kw = dict(block_out_channels=(16, 32, 32), attention_heads=2, chunk_frames=32,
+              codec=CodecConfig(**{**TINY_CODEC_KW, "n_frames": 64}))
+    cfg = MiniInstructMEConfig(**{**kw, **over})
+    return MiniInstructME(build_network(cfg, seed=seed), cfg)

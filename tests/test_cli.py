@@ -101,7 +101,8 @@ def test_probe_layers_writes_scores(tmp_path, capsys, method):
 def test_zoo_list_names_every_model(capsys):
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao", "mini-musicgen"):
+    for name in ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao", "mini-musicgen",
+                 "mini-instructme", "mini-instructme-no-chord", "mini-instructme-no-msa"):
         assert f"{name}: installed" in out
 
 
@@ -123,6 +124,24 @@ def test_edit_editgen_generates_and_edits_or_teacher_forces_a_clip(tmp_path, cap
              str(out)]
     assert main(wrong) == 2
     assert "a flow model; this command needs a token model" in capsys.readouterr().err
+
+
+def test_edit_instructme_follows_an_instruction_and_names_the_operations_it_knows(tmp_path, capsys):
+    out = tmp_path / "im.wav"
+    argv = ["edit", "instructme", SRC, "--instruction", "add drums", "--steps", "4", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["label"] == "mini-instructme" and 0 <= summary["cra_source"] <= 1 and out.exists()
+    assert len(load_audio(str(out))[0]) == len(load_audio(SRC)[0])
+    argv = ["edit", "instructme", SRC, "--instruction", "remove the bass", "--steps", "2", "--chords", "false",
+            "--model", "mini-instructme-no-msa", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == "mini-instructme-no-msa (null chord)"
+    assert main(["edit", "instructme", SRC, "--instruction", "make it louder", "--out", str(out)]) == 2
+    assert "trained on add / remove / extract / replace / remix" in capsys.readouterr().err
+    assert main(["edit", "instructme", SRC, "--instruction", "add drums", "--model", "mini-ldm", "--out",
+                 str(out)]) == 2
+    assert "not an instruction editor" in capsys.readouterr().err
 
 
 def test_cli_defaults_come_from_the_config_dataclasses():

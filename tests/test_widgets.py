@@ -134,3 +134,22 @@ def test_editgen_controls_describe_a_valid_config_and_run_it():
     ctl.weight.value = -1.5
     res = ctl.run_edit()
     assert runs[0].weight == -1.5 and runs[0].blending == "hard" and res.label == "reweight hard piano x-1.5"
+
+
+def test_instructme_controls_describe_the_instruction_and_refuse_unknown_ones():
+    from musicprobe.editors.instructme import InstructMEConfig
+    from musicprobe.widgets import InstructMEControls, describe_instruction
+
+    assert describe_instruction("swap the piano for a flute") == "replace: piano -> flute"
+    assert describe_instruction("turn it into jazz") == "remix: jazz"
+    runs = []
+    ctl = InstructMEControls(InstructMEConfig(), run=lambda text, c: runs.append((text, c)) or _result("", 0.5))
+    assert ctl.message.value == "add: drums" and ctl.ok
+    ctl.text.value = "make it louder"
+    assert not ctl.ok and "remix" in ctl.message.value and ctl.run_edit() is None and runs == []
+    ctl.example.value = "remove the bass"
+    ctl.guidance.value = 3.0
+    ctl.chords.value = False
+    res = ctl.run_edit()
+    assert runs[0][0] == "remove the bass" and runs[0][1].target_guidance == 3.0 and runs[0][1].chords is False
+    assert res.label == "remove the bass (g=3, null chord)"

@@ -26,7 +26,8 @@ def clap():
 
 
 def test_weights_ship_with_provenance():
-    names = ("mini-flux", "mini-ldm", "mini-sao", "mini-musicgen", "mini-clap", "mini-vocoder")
+    names = ("mini-flux", "mini-ldm", "mini-sao", "mini-musicgen", "mini-instructme", "mini-instructme-no-chord",
+             "mini-instructme-no-msa", "mini-clap", "mini-vocoder")
     assert available() == dict.fromkeys(names, True)
     for name in names:
         folder = WEIGHTS / name
@@ -221,3 +222,23 @@ def test_the_musicgen_recipe_fits_its_quantiser_once_and_trains(tmp_path):
     assert mg.meta["train_steps"] == 2 and (tmp_path / "mg" / "rvq" / "rvq.safetensors").exists()
     assert torch.equal(mg.rvq.codebooks, load("mini-musicgen", folder, fresh=True).rvq.codebooks)
     assert mg.generate("a piano piece", seed=0, frames=4).shape == (1, 4, 4)
+
+
+@pytest.mark.parametrize("ablation", [{}, {"chord": False}, {"multiscale": False}])
+def test_the_instructme_recipe_trains_each_variant_and_exports_loadable_weights(tmp_path, ablation):
+    from dataclasses import replace
+
+    from musicprobe.models.miniinstructme import MiniInstructME
+    from musicprobe.zoo.train_instructme import InstructMETrainConfig, train_miniinstructme
+
+    cfg = InstructMETrainConfig(n_clips=4, stats_clips=8, batch_size=2, workers=1)
+    cfg.model = replace(cfg.model, **ablation)
+    cfg.loop.steps = 2
+    folder = train_miniinstructme(tmp_path / "ime", cfg, log=lambda _m: None)
+    ime = MiniInstructME.load(folder)
+    assert ime.meta["train_steps"] == 2 and ime.meta["corpus_clips"] == 4
+    assert (ime.config.chord, ime.config.multiscale) == (ablation.get("chord", True), ablation.get("multiscale", True))
+    src = ime.encode(np.zeros(16000, np.float32) + 0.01 * np.sin(np.arange(16000) / 5.0).astype(np.float32), 16000)
+    eps = ime.bind(src, ime.chords(np.sin(np.arange(16000) / 5.0).astype(np.float32), 16000)).eps(
+        ime.noise(0, frames=src.shape[-1] * 4), 500, "add drums", 2.0)
+    assert eps.shape == src.shape and torch.isfinite(eps).all()

@@ -175,6 +175,18 @@ def bench_editgen(n: int = 16, quick: bool = False) -> dict:
     return editgen_comparison(n_pairs=4 if quick else n)
 
 
+def bench_instructme(n: int = 16, quick: bool = False) -> dict:
+    """mini-InstructME vs its ablations (no chord, no MSA, null chord) and SDEdit on held-out triplets per
+    operation (see musicprobe.bench.instructme)."""
+    from musicprobe.bench.instructme import instructme_comparison, long_input, multi_round
+
+    steps = 25 if quick else 50
+    out = instructme_comparison(per_op=2 if quick else n, steps=steps)
+    out["multi_round"] = multi_round(n_chains=2 if quick else 8, steps=steps)
+    out["long_input"] = long_input(steps=steps, ops=("add",) if quick else ("add", "remove", "extract", "replace"))
+    return out
+
+
 BENCHES = {
     "synth": bench_synth,
     "metrics": bench_metrics,
@@ -186,6 +198,7 @@ BENCHES = {
     "vocoder": bench_vocoder,
     "steermusic": bench_steermusic,
     "editgen": bench_editgen,
+    "instructme": bench_instructme,
 }
 
 

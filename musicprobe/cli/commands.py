@@ -155,6 +155,8 @@ def run_edit(a: argparse.Namespace) -> dict:
         res, extra = _edit_musickv(a)
     elif a.method == "editgen":
         res, extra = _edit_editgen(a), {}
+    elif a.method == "instructme":
+        res, extra = _edit_instructme(a), {}
     elif a.method in EPS_EDITORS:
         res, extra = _edit_eps(a), {}
     else:
@@ -227,6 +229,20 @@ def _edit_editgen(a: argparse.Namespace):
         return editor.edit_prompts(a.source_prompt, a.target_prompt)
     y, sr, ref = _read_pair(a)
     return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr, reference=ref)
+
+
+def _edit_instructme(a: argparse.Namespace):
+    """InstructME: the instruction edits the given clip (any length up to --max-seconds, in one pass)."""
+    from musicprobe.cli.options import config_from_args
+    from musicprobe.editors.instructme import InstructME, InstructMEConfig
+
+    model = load_model(a.model, "eps")
+    if not hasattr(model, "bind"):
+        raise ConfigError(f"{a.model} is not an instruction editor; use mini-instructme (or its ablations "
+                          "mini-instructme-no-chord / mini-instructme-no-msa)")
+    editor = InstructME(model, config_from_args(InstructMEConfig, a))
+    y, sr, ref = _read_pair(a)
+    return editor.edit(y, a.instruction, sr=sr, reference=ref)
 
 
 def _edit_musickv(a: argparse.Namespace):

@@ -261,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(eg, EditGenConfig, skip=("capture", "frames", "word_maps"))
     _edit_output_options(eg, "mini-musicgen", "a mini-MusicGen")
 
+    from musicprobe.editors.instructme import InstructMEConfig
+
+    im = esub.add_parser("instructme", help="InstructME: a trained instruction editor (add / remove / extract / "
+                         "replace / remix)")
+    im.add_argument("audio")
+    im.add_argument("--instruction", required=True, help="e.g. 'add drums', 'replace the piano with flute'")
+    add_config_options(im, InstructMEConfig, skip=("capture", "solver", "source_guidance"))
+    _edit_output_options(im, "mini-instructme", "a mini-InstructME")
+
     pl = sub.add_parser("probe-layers", help="per-layer probing scores of a model (bypass or patching)")
     pl.add_argument("--model", default="mini-flux")
     pl.add_argument(
@@ -285,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("name", choices=list(RECIPES))
     zt.add_argument("--out", required=True, help="run folder (checkpoint, loss curve, exported weights)")
     zt.add_argument("--steps", type=int, default=0)
-    zt.add_argument("--clips", type=int, default=2400)
+    zt.add_argument("--clips", type=int, default=0, help="training clips (default: the recipe's own)")
     zt.add_argument("--workers", type=int, default=2)
     zt.set_defaults(func=_cmd_zoo)
 

@@ -78,3 +78,48 @@ def chord_agreement(a: np.ndarray, b: np.ndarray, sr: int = 16000, segment: floa
         recognize_chords(a[: int(dur * sr)], sr, starts, dur),
         recognize_chords(b[: int(dur * sr)], sr, starts, dur),
     )
+
+
+CHORD_CLASSES = LABELS + ["N"]  # the rows of a chord matrix: every triad template, then "no chord"
+
+
+def chord_matrix(
+    y: np.ndarray,
+    sr: int,
+    step: float,
+    n_steps: int | None = None,
+    *,
+    sharpness: float = 16.0,
+    silence_db: float = -50.0,
+) -> np.ndarray:
+    """InstructME's chord progression matrix: chord probabilities ``(len(CHORD_CLASSES), n_steps)``, one column per
+    ``step`` seconds.
+
+    Each column is a softmax over the cosine similarities of the column's mean CQT chroma with the triad templates
+    (``sharpness`` is the inverse temperature), times the probability that the column is not silent; the last row is
+    "N" (silence, relative to the clip's loudest column). The paper uses a learned recogniser's probabilities; ours
+    is the template recogniser of :func:`recognize_chords` made soft.
+    """
+    y = validate_audio(y, sr, mono=True, allow_silence=True)
+    n_steps = n_steps or max(1, int(np.ceil(y.size / sr / step)))
+    y22 = resample(y, sr, _SR)
+    C = chroma(y22, _SR, hop_length=_HOP)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y22, (0, _HOP)), _HOP)[::_HOP][: C.shape[1]]
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    col = np.minimum((np.arange(C.shape[1]) * _HOP / _SR / step).astype(int), n_steps - 1)
+    out = np.zeros((len(CHORD_CLASSES), n_steps), np.float32)
+    peak = rms.max() + 1e-12
+    for j in range(n_steps):
+        sel = col == j
+        if not sel.any():
+            out[-1, j] = 1.0
+            continue
+        level = 20 * np.log10(rms[sel].mean() / peak + 1e-12)
+        voiced = 1.0 / (1.0 + np.exp(-(level - silence_db) / 3.0))
+        v = C[:, sel].mean(axis=1)
+        v = v / (np.linalg.norm(v) + 1e-12)
+        logits = sharpness * (TEMPLATES @ v)
+        p = np.exp(logits - logits.max())
+        out[:-1, j] = voiced * p / p.sum()
+        out[-1, j] = 1.0 - voiced
+    return out

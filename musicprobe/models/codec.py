@@ -135,8 +135,8 @@ class MelCodec:
             raise AudioError("decode: the latent contains NaN or infinite values")
         return self.decode_mel(self.log_mel(tokens), decoder)
 
-    def decode_mel(self, logmel: np.ndarray, decoder: str | None = None) -> np.ndarray:
-        """Un-standardised log-mel ``(n_mels, frames)`` -> audio, ``n_samples`` long."""
+    def decode_mel(self, logmel: np.ndarray, decoder: str | None = None, n_samples: int | None = None) -> np.ndarray:
+        """Un-standardised log-mel ``(n_mels, frames)`` -> audio, ``n_samples`` long (default: the codec's window)."""
         name = check_known("decoder", decoder, DECODERS) if decoder else self.decoder
         if name == "vocoder":
             if self.vocoder is None:
@@ -144,4 +144,4 @@ class MelCodec:
             y = self.vocoder.decode(logmel)
         else:
             y = mel_to_audio(logmel, self.config.mel, n_iter=32, seed=0)
-        return trim_or_pad(y, self.config.n_samples).astype(np.float32)
+        return trim_or_pad(y, n_samples or self.config.n_samples).astype(np.float32)

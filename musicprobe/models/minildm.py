@@ -96,7 +96,35 @@ def build_unet(config: MiniLDMConfig, seed: int = 0) -> torch.nn.Module:
     return UNet2DConditionModel(**config.unet_kwargs())
 
 
-class MiniLDM(MelModel):
+class FoldedLatent:
+    """The latent of the UNet models on the shared codec (mini-LDM, mini-InstructME): the standardised log-mel folded
+    ``fold x fold`` into channels (``config.fold``, ``config.codec``)."""
+
+    config: Any
+
+    def mel_to_latent(self, mel: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Standardised log-mel ``(..., n_mels, n_frames)`` -> latent ``(..., C, H, W)`` (4 x 4 fold)."""
+        m = torch.as_tensor(np.asarray(mel, dtype=np.float32))
+        x = torch.nn.functional.pixel_unshuffle(m.reshape(-1, 1, *m.shape[-2:]), self.config.fold)
+        return x.reshape(*m.shape[:-2], *x.shape[-3:])
+
+    def latent_to_mel(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent ``(..., C, H, W)`` -> standardised log-mel ``(..., n_mels, n_frames)``."""
+        x = torch.as_tensor(latent, dtype=torch.float32)
+        m = torch.nn.functional.pixel_shuffle(x.reshape(-1, *x.shape[-3:]), self.config.fold)
+        return m.reshape(*x.shape[:-3], *m.shape[-2:])
+
+    def log_mel(self, latent: torch.Tensor) -> np.ndarray:
+        """Latent -> un-standardised natural-log mel ``(n_mels, n_frames)``."""
+        x = latent[0] if latent.ndim == 4 else latent
+        c = self.config.codec
+        m = self.latent_to_mel(x.detach().cpu()).numpy() * c.mel_std + c.mel_mean
+        from musicprobe.audio.features import LOG_FLOOR
+
+        return np.clip(m, np.log(LOG_FLOOR), 6.0)
+
+
+class MiniLDM(FoldedLatent, MelModel):
     """A loaded mini-LDM, an :class:`~musicprobe.models.protocols.EpsModel`: the UNet plus the codec, the text encoder
     and the noise schedule. ``denoiser`` (= ``unet``) is a stock ``UNet2DConditionModel``, so
     ``Probe(mldm.denoiser)`` uses the UNet adapter (names ``down.1.layer0.cross_attn`` ...)."""
@@ -128,30 +156,9 @@ class MiniLDM(MelModel):
     def num_train_timesteps(self) -> int:
         return self.config.num_train_timesteps
 
-    def mel_to_latent(self, mel: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Standardised log-mel ``(..., n_mels, n_frames)`` -> latent ``(..., C, H, W)`` (4 x 4 fold)."""
-        m = torch.as_tensor(np.asarray(mel, dtype=np.float32))
-        x = torch.nn.functional.pixel_unshuffle(m.reshape(-1, 1, *m.shape[-2:]), self.config.fold)
-        return x.reshape(*m.shape[:-2], *x.shape[-3:])
-
-    def latent_to_mel(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latent ``(..., C, H, W)`` -> standardised log-mel ``(..., n_mels, n_frames)``."""
-        x = torch.as_tensor(latent, dtype=torch.float32)
-        m = torch.nn.functional.pixel_shuffle(x.reshape(-1, *x.shape[-3:]), self.config.fold)
-        return m.reshape(*x.shape[:-3], *m.shape[-2:])
-
     def encode(self, audio: np.ndarray, sr: int) -> torch.Tensor:
         """Audio at rate ``sr`` -> latent ``(1, 16, 16, 80)``."""
         return self.mel_to_latent(self.codec.mel(audio, sr))[None]
-
-    def log_mel(self, latent: torch.Tensor) -> np.ndarray:
-        """Latent -> un-standardised natural-log mel ``(n_mels, n_frames)``."""
-        x = latent[0] if latent.ndim == 4 else latent
-        c = self.config.codec
-        m = self.latent_to_mel(x.detach().cpu()).numpy() * c.mel_std + c.mel_mean
-        from musicprobe.audio.features import LOG_FLOOR
-
-        return np.clip(m, np.log(LOG_FLOOR), 6.0)
 
     def decode(self, latent: torch.Tensor) -> np.ndarray:
         """Latent -> audio (the codec's decoder), ``n_samples`` long."""

@@ -199,7 +199,7 @@ def probe_layers(
         with probe.bypass(point):
             lat, audio, emb = run()
         changes["clap"][i] = 1 - (emb * ref_emb).sum(-1).numpy()
-        changes["mel"][i] = ((lat - ref_lat) ** 2).mean((1, 2)).numpy() / var
+        changes["mel"][i] = ((lat - ref_lat) ** 2).flatten(1).mean(1).numpy() / var
         changes["chroma"][i] = [1 - chroma_similarity(a, b, model.sr) for a, b in zip(ref_audio, audio)]
         changes["cqt1"][i] = [1 - cqt1_pcc(a, b, model.sr) for a, b in zip(ref_audio, audio)]
     settings = {"target": target, "steps": steps, "guidance": guidance}

@@ -1,10 +1,11 @@
-"""Notebook widgets: vital-layer selection, injection-schedule editing and EditGen's controls (logic in
-:mod:`.logic`)."""
+"""Notebook widgets: vital-layer selection, injection-schedule editing, EditGen's and InstructME's controls (logic
+in :mod:`.logic`)."""
 
 from musicprobe.widgets.logic import (
     blending_figure,
     blending_profile,
     comparison_rows,
+    describe_instruction,
     editgen_config_from_controls,
     parse_weights,
     schedule_figure,
@@ -14,11 +15,13 @@ from musicprobe.widgets.logic import (
 
 __all__ = [
     "EditGenControls",
+    "InstructMEControls",
     "ScheduleEditor",
     "VitalLayerSelector",
     "blending_figure",
     "blending_profile",
     "comparison_rows",
+    "describe_instruction",
     "editgen_config_from_controls",
     "parse_weights",
     "schedule_figure",
@@ -28,7 +31,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # the ipywidgets front ends load lazily (ipywidgets is a notebook extra)
-    if name in ("EditGenControls", "ScheduleEditor", "VitalLayerSelector"):
+    if name in ("EditGenControls", "InstructMEControls", "ScheduleEditor", "VitalLayerSelector"):
         from musicprobe.widgets import controls
 
         return getattr(controls, name)

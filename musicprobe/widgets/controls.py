@@ -270,3 +270,62 @@ class EditGenControls:
 
     def _ipython_display_(self) -> None:
         display(self.widget)
+
+
+INSTRUCTME_KEYS = ("cra_source", "cra", "pch", "ioi", "chroma")
+
+
+class InstructMEControls:
+    """Type an instruction (or pick an example), choose the guidance and whether the source's chord matrix is used;
+    the message says what the instruction asks, before anything runs; the button runs
+    ``run(instruction, config) -> EditResult``."""
+
+    def __init__(self, base, run: Callable[[str, object], object] | None = None, examples: tuple[str, ...] = ()):
+        from musicprobe.editors.instructions import EXAMPLES
+        from musicprobe.widgets.logic import describe_instruction
+
+        self._describe = describe_instruction
+        self.base, self.run_fn = base, run
+        options = list(dict.fromkeys((*examples, *EXAMPLES)))
+        self.example = W.Dropdown(options=options, value=options[0], description="example")
+        self.text = W.Text(value=options[0], description="instruction")
+        self.guidance = W.FloatSlider(value=base.target_guidance, min=1.0, max=6.0, step=0.5, description="guidance")
+        self.chords = W.Checkbox(value=base.chords, description="chord matrix")
+        self.message = W.HTML()
+        self.panel = _RunPanel("run edit", INSTRUCTME_KEYS)
+        self.panel.button.on_click(lambda _b: self.run_edit())
+        self.example.observe(lambda change: setattr(self.text, "value", change["new"]), names="value")
+        for w in (self.text, self.guidance, self.chords):
+            w.observe(lambda _change: self.refresh(), names="value")
+        self.config = base
+        self.ok = True
+        self.refresh()
+
+    def refresh(self):
+        from musicprobe.errors import MusicProbeError
+
+        try:
+            self.message.value = self._describe(self.text.value)
+            self.config = self.base.replace(target_guidance=self.guidance.value, chords=self.chords.value)
+            self.ok = True
+        except MusicProbeError as e:
+            self.message.value = f"<span style='color:#b00'>{e}</span>"
+            self.ok = False
+        return self.config
+
+    def run_edit(self):
+        if self.run_fn is None or not self.ok:
+            return None
+        result = self.run_fn(self.text.value, self.config)
+        result.label = f"{self.text.value} (g={self.config.target_guidance:g}" + (
+            ")" if self.config.chords else ", null chord)")
+        self.panel.show(result)
+        return result
+
+    @property
+    def widget(self) -> W.Widget:
+        return W.VBox([W.HBox([self.example, self.text]), W.HBox([self.guidance, self.chords]), self.message,
+                       self.panel.button, self.panel.out])
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)

@@ -126,3 +126,13 @@ def blending_figure(profiles: dict[str, list[float]], title: str = "how much of 
 def editgen_config_from_controls(base, *, mode: str, blending: str, cutoff: float, weight: float, word: str):
     """The EditGen config the controls describe (validated: a clear error for a bad combination)."""
     return base.replace(mode=mode, blending=blending, cutoff=cutoff, weight=weight, word=word)
+
+
+def describe_instruction(text: str) -> str:
+    """What an instruction asks, in words (``"replace: piano -> flute"``), or the ConfigError naming what exists:
+    the InstructME widget's live message."""
+    from musicprobe.editors.instructions import parse_instruction
+
+    p = parse_instruction(text)
+    what = p.genre if p.op == "remix" else " -> ".join(p.instruments)
+    return f"{p.op}: {what}"

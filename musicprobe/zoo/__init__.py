@@ -5,8 +5,10 @@ decoding through ``load("mini-vocoder")`` (a Vocos-style vocoder; ``decoder="gri
 ``load("mini-ldm")`` -> :class:`MiniLDM` (diffusers ``UNet2DConditionModel``, epsilon prediction, AudioLDM2's
 schedule); ``load("mini-sao")`` -> :class:`MiniSAO` (diffusers ``StableAudioDiTModel``, v-prediction, SAO's
 sigma grid); ``load("mini-musicgen")`` -> :class:`MiniMusicGen` (transformers ``MusicgenForCausalLM`` over RVQ
-codes of the shared codec, delay pattern, top-k sampling); ``load("mini-clap")`` -> :class:`MiniClap`
-(contrastive audio-text model for CLAP scores and FAD).
+codes of the shared codec, delay pattern, top-k sampling); ``load("mini-instructme")`` -> :class:`MiniInstructME`
+(an instruction-trained editor: diffusers ``UNet2DConditionModel`` with multi-scale source aggregation, chord
+cross-attention and chunked attention; ``-no-chord`` and ``-no-msa`` are the paper's ablations);
+``load("mini-clap")`` -> :class:`MiniClap` (contrastive audio-text model for CLAP scores and FAD).
 Weights ship in ``musicprobe/zoo/weights/<name>/`` (safetensors + config.json with provenance); retrain with
 ``musicprobe zoo train <name>``. The model definitions live in :mod:`musicprobe.models`; the zoo holds the
 registry, the training recipes, the weights and their provenance.
@@ -21,6 +23,7 @@ from musicprobe.errors import ConfigError, check_known
 from musicprobe.models.codec import DECODERS
 from musicprobe.models.miniclap import MiniClap
 from musicprobe.models.miniflux import MiniFlux
+from musicprobe.models.miniinstructme import MiniInstructME
 from musicprobe.models.minildm import MiniLDM
 from musicprobe.models.minimusicgen import MiniMusicGen
 from musicprobe.models.minisao import MiniSAO
@@ -32,13 +35,17 @@ MODELS = {
     "mini-ldm": MiniLDM,
     "mini-sao": MiniSAO,
     "mini-musicgen": MiniMusicGen,
+    "mini-instructme": MiniInstructME,
+    "mini-instructme-no-chord": MiniInstructME,
+    "mini-instructme-no-msa": MiniInstructME,
     "mini-clap": MiniClap,
     "mini-vocoder": MiniVocoder,
 }
-WITH_DECODER = ("mini-flux", "mini-ldm", "mini-sao", "mini-musicgen")  # models that decode through the shared codec
+WITH_DECODER = ("mini-flux", "mini-ldm", "mini-sao", "mini-musicgen", "mini-instructme", "mini-instructme-no-chord",
+                "mini-instructme-no-msa")  # models that decode through the shared codec
 
 __all__ = [
-    "MODELS", "WEIGHTS", "MiniClap", "MiniFlux", "MiniLDM", "MiniMusicGen", "MiniSAO", "MiniVocoder",
+    "MODELS", "WEIGHTS", "MiniClap", "MiniFlux", "MiniInstructME", "MiniLDM", "MiniMusicGen", "MiniSAO", "MiniVocoder",
     "available", "load", "weights_dir",
 ]
 

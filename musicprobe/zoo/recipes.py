@@ -11,7 +11,10 @@ from musicprobe.errors import check_known
 from musicprobe.models.codec import CodecConfig
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, MelCorpus, cached_corpus
 
-RECIPES = ("mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao", "mini-musicgen")
+RECIPES = (
+    "mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao", "mini-musicgen",
+    "mini-instructme", "mini-instructme-no-chord", "mini-instructme-no-msa",
+)
 # the recipes on the shared training loop: module, config class, training function (imported when used)
 LOOP_RECIPES = {
     "mini-flux": ("musicprobe.zoo.train_flux", "FluxTrainConfig", "train_miniflux"),
@@ -19,7 +22,12 @@ LOOP_RECIPES = {
     "mini-sao": ("musicprobe.zoo.train_sao", "SAOTrainConfig", "train_minisao"),
     "mini-musicgen": ("musicprobe.zoo.train_musicgen", "MusicGenTrainConfig", "train_minimusicgen"),
     "mini-vocoder": ("musicprobe.zoo.train_vocoder", "VocoderTrainConfig", "train_minivocoder"),
+    "mini-instructme": ("musicprobe.zoo.train_instructme", "InstructMETrainConfig", "train_miniinstructme"),
+    "mini-instructme-no-chord": ("musicprobe.zoo.train_instructme", "InstructMETrainConfig", "train_miniinstructme"),
+    "mini-instructme-no-msa": ("musicprobe.zoo.train_instructme", "InstructMETrainConfig", "train_miniinstructme"),
 }
+# the paper's ablations: the same recipe with one part of the model switched off
+MODEL_OVERRIDES = {"mini-instructme-no-chord": {"chord": False}, "mini-instructme-no-msa": {"multiscale": False}}
 
 
 def corpus_codec(corpus: MelCorpus, base: CodecConfig | None = None) -> CodecConfig:
@@ -35,20 +43,26 @@ def heldout(n: int = 256, workers: int = 1) -> MelCorpus:
 
 
 def train(
-    name: str, out: str | Path, *, steps: int | None = None, n_clips: int = 2400, workers: int = 2, log=print
+    name: str, out: str | Path, *, steps: int | None = None, n_clips: int | None = None, workers: int = 2, log=print
 ) -> Path:
-    """Train zoo model ``name`` into ``out`` (resumable, except mini-CLAP); returns the folder holding the weights."""
+    """Train zoo model ``name`` into ``out`` (resumable, except mini-CLAP); returns the folder holding the weights.
+    ``n_clips``: training clips (default: the recipe's own, 2400 for the corpus models)."""
     check_known("zoo model", name, RECIPES)
     out = Path(out)
     if name in LOOP_RECIPES:
         module, config_name, fn_name = LOOP_RECIPES[name]
         recipe = import_module(module)
-        cfg = getattr(recipe, config_name)(n_clips=n_clips, workers=workers)
+        cfg = getattr(recipe, config_name)(workers=workers, **({"n_clips": n_clips} if n_clips else {}))
+        if name in MODEL_OVERRIDES:
+            from dataclasses import replace
+
+            cfg.model = replace(cfg.model, **MODEL_OVERRIDES[name])
         if steps:
             cfg.loop.steps = steps
         return getattr(recipe, fn_name)(out, cfg, log=log)
     from musicprobe.zoo.train_clap import train_miniclap
 
+    n_clips = n_clips or 2400
     corpus = cached_corpus(n_clips, TRAIN_SEED, workers=workers)
     train_miniclap(
         out,

@@ -1,0 +1,126 @@
+"""Training recipe of mini-InstructME (and its two ablations): supervised instruction editing on exact triplets.
+
+Each step draws ``batch_size`` triplets of the training set (:mod:`musicprobe.zoo.instruct_data`, the clips of the
+training corpus), one of each triplet's three instruction phrasings (the empty instruction with probability
+``instruction_dropout``, for classifier-free guidance), the source's chord matrix (the null chord token with
+probability ``chord_dropout``), a uniform timestep and Gaussian noise added to the *target* latent. With the default
+``source-x0`` parameterisation the loss is the min-SNR-5 weighted error of the predicted clean target
+(``min(SNR_t, 5) |x0_hat - x0|^2``, Hang et al. 2023: the noise loss's weight ``SNR_t`` capped); with ``eps`` it is
+the plain noise MSE. ``model.multiscale`` / ``model.chord`` switch the paper's
+ablations off (``musicprobe zoo train mini-instructme --set model.chord=false``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musicprobe.errors import ConfigError
+from musicprobe.models.miniinstructme import MiniInstructME, MiniInstructMEConfig
+from musicprobe.zoo.trainer import CorpusTrainConfig, LoopConfig, train_mel_model
+
+
+@dataclass
+class InstructMETrainConfig(CorpusTrainConfig):
+    batch_size: int = 12
+    n_clips: int = 1200
+    instruction_dropout: float = 0.1
+    chord_dropout: float = 0.15
+    stats_clips: int = 2400  # training-corpus clips whose log-mel mean / std standardise the latents (as every model)
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=1800, lr=5e-4, warmup=100, ema_decay=0.998))
+    model: MiniInstructMEConfig = field(
+        default_factory=lambda: MiniInstructMEConfig(block_out_channels=(48, 96, 144))
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("instruction_dropout", "chord_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1)")
+
+
+@dataclass
+class TripletBatches:
+    """The training triplets as standardised latents and encoded phrasings: what ``draw`` samples from."""
+
+    sources: torch.Tensor
+    targets: torch.Tensor
+    chords: torch.Tensor
+    text_rows: torch.Tensor  # (N, 3) rows of ``tokens`` for the three phrasings
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    pooled: torch.Tensor
+    empty: int
+    model_config: MiniInstructMEConfig
+
+    def draw(self, g: torch.Generator, b: int, instruction_dropout: float):
+        from musicprobe.models.text import TextStates
+
+        idx = torch.randint(len(self.sources), (b,), generator=g)
+        row = self.text_rows[idx, torch.randint(3, (b,), generator=g)]
+        row = torch.where(torch.rand(b, generator=g) < instruction_dropout, torch.full_like(row, self.empty), row)
+        text = TextStates(self.tokens[row].float(), self.mask[row], self.pooled[row].float())
+        return idx, text
+
+
+def triplet_batches(cfg: InstructMETrainConfig, log=print) -> TripletBatches:
+    """The training triplets of ``cfg`` standardised with the training corpus's log-mel statistics (the ones every
+    mini model on the shared codec uses) and their phrasings encoded."""
+    from musicprobe.models.codec import CodecConfig
+    from musicprobe.zoo.corpus import TRAIN_SEED, cached_corpus, cached_text
+    from musicprobe.zoo.instruct_data import cached_triplets
+
+    m = cfg.model
+    corpus = cached_corpus(cfg.stats_clips, TRAIN_SEED, m.codec, workers=cfg.workers)
+    mels = corpus.mels.astype(np.float32)
+    codec = CodecConfig(**{**m.codec.to_dict(), "mel_mean": round(float(mels.mean()), 4),
+                           "mel_std": round(float(mels.std()), 4)})
+    model_cfg = MiniInstructMEConfig.from_dict({**m.to_dict(), "codec": codec.to_dict()})
+    ts = cached_triplets(cfg.n_clips, cfg.corpus_seed, m.codec, m.frame_multiple, cfg.workers)
+    counts = ", ".join(f"{o} {len(ts.where(o))}" for o in dict.fromkeys(ts.ops))
+    log(f"triplets: {len(ts)} from {cfg.n_clips} clips ({counts})")
+    texts = sorted({p for ps in ts.phrasings for p in ps})
+    row_of = {p: i for i, p in enumerate(texts)}
+    tokens, pooled = cached_text(texts + [""], model_cfg.max_text_tokens)
+    mask = (tokens.abs().sum(-1) > 0).float()
+    rows = torch.tensor([[row_of[p] for p in ps] for ps in ts.phrasings])
+
+    def latents(a: np.ndarray) -> torch.Tensor:
+        z = (torch.from_numpy(a.astype(np.float32)) - codec.mel_mean) / codec.mel_std
+        return torch.nn.functional.pixel_unshuffle(z[:, None], m.fold)
+
+    return TripletBatches(latents(ts.sources), latents(ts.targets), torch.from_numpy(ts.chords.astype(np.float32)),
+                          rows, tokens, mask, pooled, len(texts), model_cfg)
+
+
+def train_miniinstructme(out: str | Path, cfg: InstructMETrainConfig | None = None, log=print) -> Path:
+    """Train (or resume) mini-InstructME in ``out``; returns the exported model folder ``out/model``."""
+    cfg = cfg or InstructMETrainConfig()
+    data = triplet_batches(cfg, log)
+
+    def make_loss(ime: MiniInstructME):
+        alphas = ime.config.alphas_cumprod().float()
+
+        def loss_at(step: int, g: torch.Generator) -> torch.Tensor:
+            b = cfg.batch_size
+            idx, text = data.draw(g, b, cfg.instruction_dropout)
+            x0, src = data.targets[idx], data.sources[idx]
+            drop = torch.rand(b, generator=g) < cfg.chord_dropout
+            t = torch.randint(ime.config.num_train_timesteps, (b,), generator=g)
+            eps = torch.randn(x0.shape, generator=g)
+            a = alphas[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            if ime.config.parameterization == "eps":
+                pred = ime.network(xt, t, src, text, data.chords[idx], drop_chords=drop)
+                return torch.nn.functional.mse_loss(pred, eps)
+            x0_hat = ime.network.predict_x0(xt, t, src, text, data.chords[idx], drop_chords=drop)
+            weight = (a / (1 - a)).clamp(max=5.0).view(-1)
+            return (weight * ((x0_hat - x0) ** 2).mean(dim=(1, 2, 3))).mean()
+
+        return loss_at
+
+    name = "mini-instructme" + ("" if cfg.model.multiscale else "-no-msa") + ("" if cfg.model.chord else "-no-chord")
+    return train_mel_model(Path(out), cfg, data, name, MiniInstructME, make_loss, log)
