@@ -97,7 +97,8 @@ def instructme_comparison(per_op: int = 16, steps: int = 50, guidance: float = 2
     from musicprobe.metrics.presence import presence_probe
     from musicprobe.zoo import load
 
-    clap, probe = load("mini-clap"), presence_probe()
+    clap = load("mini-clap")
+    probe = presence_probe(clap)
     triplets = heldout_triplets(per_op)
     editors = _editors(conditions, steps, guidance)
     rows: dict[str, list[dict]] = defaultdict(list)
@@ -134,7 +135,8 @@ def multi_round(n_chains: int = 8, rounds: int = 2, steps: int = 50, guidance: f
     from musicprobe.zoo import load
     from musicprobe.zoo.corpus import HELDOUT_SEED, clip_seed
 
-    clap, probe = load("mini-clap"), presence_probe()
+    clap = load("mini-clap")
+    probe = presence_probe(clap)
     ed = InstructME(load(model), InstructMEConfig(steps=steps, target_guidance=guidance), clap=None)
     per_round: list[list[dict]] = [[] for _ in range(rounds)]
     for i in tqdm(range(n_chains), desc="chains", disable=not progress):
@@ -158,7 +160,8 @@ def long_input(seconds: float = 20.48, steps: int = 50, guidance: float = 2.0, m
     from musicprobe.zoo import load
     from musicprobe.zoo.corpus import HELDOUT_SEED, clip_seed
 
-    clap, probe = load("mini-clap"), presence_probe()
+    clap = load("mini-clap")
+    probe = presence_probe(clap)
     ed = InstructME(load(model), InstructMEConfig(steps=steps, target_guidance=guidance, max_seconds=seconds + 1),
                     clap=None)
     rows = {}

@@ -11,7 +11,6 @@ counts as done for each operation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -56,8 +55,8 @@ def _training_mixes(n_clips: int, seed: int):
     """Mixes of random stem subsets with their instrument sets; half the clips first have their melody or chords
     re-played by a random instrument (so unusual pairings, as replace edits make them, are seen)."""
     from musicprobe.synth import make_clip
+    from musicprobe.synth.corpus import clip_seed
     from musicprobe.synth.instruct import StemState, apply, operation_choices
-    from musicprobe.zoo.corpus import clip_seed
 
     rng = np.random.default_rng(seed)
     audios, labels = [], []
@@ -78,23 +77,35 @@ def _training_mixes(n_clips: int, seed: int):
     return audios, labels
 
 
-@lru_cache(maxsize=2)
-def presence_probe(n_clips: int = 320, seed: int = PROBE_SEED) -> PresenceProbe:
-    """The probe over the bundled mini-CLAP: fitted once (two minutes of CPU), then read from the cache folder."""
-    from musicprobe.cache import cache_dir
-    from musicprobe.zoo import load, weights_dir
+_PROBES: dict[tuple, PresenceProbe] = {}
 
-    clap = load("mini-clap")
-    stamp = int((weights_dir("mini-clap") / "model.safetensors").stat().st_size)
+
+def presence_probe(clap, n_clips: int = 320, seed: int = PROBE_SEED) -> PresenceProbe:
+    """The probe over ``clap`` (mini-CLAP or any model with ``feature_maps`` and ``embed_audio``): fitted once (two
+    minutes of CPU for mini-CLAP), then read from the cache folder (keyed by the model's weights)."""
+    import hashlib
+
+    import torch
+
+    from musicprobe.cache import cache_dir
+
+    net = getattr(clap, "net", None)
+    params = [p.detach().float().flatten()[:64] for p in net.parameters()] if isinstance(net, torch.nn.Module) else []
+    stamp = hashlib.sha256(b"".join(p.numpy().tobytes() for p in params)).hexdigest()[:12]
+    key = (stamp, n_clips, seed)
+    if key in _PROBES:
+        return _PROBES[key]
     path = cache_dir() / f"presence_s{seed}_n{n_clips}_c{stamp}.npz"
     if path.exists():
         z = np.load(path, allow_pickle=False)
-        return PresenceProbe(tuple(str(n) for n in z["names"]), z["coef"], z["intercept"], z["mean"], z["scale"],
-                             clap, float(z["train_accuracy"]))
-    probe = fit_presence_probe(clap, n_clips, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, names=np.array(probe.names), coef=probe.coef, intercept=probe.intercept, mean=probe.mean,
-             scale=probe.scale, train_accuracy=probe.train_accuracy)
+        probe = PresenceProbe(tuple(str(n) for n in z["names"]), z["coef"], z["intercept"], z["mean"], z["scale"],
+                              clap, float(z["train_accuracy"]))
+    else:
+        probe = fit_presence_probe(clap, n_clips, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, names=np.array(probe.names), coef=probe.coef, intercept=probe.intercept, mean=probe.mean,
+                 scale=probe.scale, train_accuracy=probe.train_accuracy)
+    _PROBES[key] = probe
     return probe
 
 

@@ -68,6 +68,11 @@ class EditPair:
     change: dict = field(default_factory=dict)
 
 
+def clip_seed(seed: int, i: int) -> int:
+    """The synthesis seed of clip ``i`` of the corpus with ``seed`` (corpora with different seeds are disjoint)."""
+    return seed * 1_000_003 + i
+
+
 def make_clip(seed: int, *, sr: int = SR, clip_id: str | None = None, **plan_kw) -> Clip:
     """Compose and render a clip from ``seed``; keyword arguments fix plan decisions (see ``make_plan``)."""
     return clip_from_plan(make_plan(seed, **plan_kw), sr=sr, clip_id=clip_id)

@@ -15,6 +15,7 @@ import torch
 from musicprobe.audio.features import log_mel
 from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig
+from musicprobe.synth.corpus import clip_seed
 
 TRAIN_SEED = 7
 HELDOUT_SEED = 9001
@@ -35,10 +36,6 @@ class MelCorpus:
 
     def label(self, field: str, i: int) -> str:
         return self.labels[field][i]
-
-
-def clip_seed(seed: int, i: int) -> int:
-    return seed * 1_000_003 + i
 
 
 def _clip_audio(s: int, codec: CodecConfig):
