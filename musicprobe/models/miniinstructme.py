@@ -307,14 +307,6 @@ class MiniInstructME(FoldedLatent, MelModel):
     def weights_module(self) -> nn.Module:
         return self.network
 
-    @property
-    def alphas_cumprod(self) -> torch.Tensor:
-        return self._alphas
-
-    @property
-    def num_train_timesteps(self) -> int:
-        return self.config.num_train_timesteps
-
     def eps(self, x: torch.Tensor, t: int, prompt: Any, guidance: float = 1.0) -> torch.Tensor:
         """Refused: mini-InstructME predicts noise *given a source*; ``bind(latent, chords).eps`` is the epsilon
         model of one source (the InstructME editor does this)."""

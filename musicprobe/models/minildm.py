@@ -97,10 +97,20 @@ def build_unet(config: MiniLDMConfig, seed: int = 0) -> torch.nn.Module:
 
 
 class FoldedLatent:
-    """The latent of the UNet models on the shared codec (mini-LDM, mini-InstructME): the standardised log-mel folded
-    ``fold x fold`` into channels (``config.fold``, ``config.codec``)."""
+    """What the UNet models on the shared codec share (mini-LDM, mini-InstructME): the latent, the standardised
+    log-mel folded ``fold x fold`` into channels (``config.fold``, ``config.codec``), and the DDPM schedule
+    (``self._alphas`` from ``config.alphas_cumprod()``)."""
 
     config: Any
+    _alphas: torch.Tensor
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        return self._alphas
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return self.config.num_train_timesteps
 
     def mel_to_latent(self, mel: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Standardised log-mel ``(..., n_mels, n_frames)`` -> latent ``(..., C, H, W)`` (4 x 4 fold)."""
@@ -147,14 +157,6 @@ class MiniLDM(FoldedLatent, MelModel):
     @property
     def weights_module(self) -> torch.nn.Module:
         return self.unet
-
-    @property
-    def alphas_cumprod(self) -> torch.Tensor:
-        return self._alphas
-
-    @property
-    def num_train_timesteps(self) -> int:
-        return self.config.num_train_timesteps
 
     def encode(self, audio: np.ndarray, sr: int) -> torch.Tensor:
         """Audio at rate ``sr`` -> latent ``(1, 16, 16, 80)``."""
