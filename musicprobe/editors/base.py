@@ -136,21 +136,27 @@ class Editor:
         longer audio is refused with the limit named (cut a window first), audio shorter than
         :data:`MIN_SECONDS` is refused, and shorter audio is padded for the model and the edit trimmed back.
         """
+        y = self.at_model_rate(audio, sr, what)
+        window = getattr(self.model, "n_samples", None)
+        if window is not None and len(y) > window + self.model.sr // 100:  # 10 ms of slack for resampling
+            raise AudioError(
+                f"{what}: {len(y) / self.model.sr:.2f} s is longer than the {window / self.model.sr:.2f} s the "
+                "model edits at once; cut a window first (load_audio(path, offset=..., duration=...), or "
+                "--offset / --duration)"
+            )
+        return y[:window] if window is not None else y
+
+    def at_model_rate(self, audio: np.ndarray, sr: int, what: str = "source") -> np.ndarray:
+        """Mono float32 audio resampled to the model's rate (NaN, silence and shape checked); refused below
+        :data:`MIN_SECONDS`. Editors without a fixed window (InstructME) bound the length themselves."""
         from musicprobe.audio.io import mono_mix, resample
 
         if sr is None:
             raise ConfigError(f"give the {what} audio's sample rate (sr=...)")
         y = resample(mono_mix(audio, int(sr), name=what), int(sr), self.model.sr)
-        dur = len(y) / self.model.sr
-        window = getattr(self.model, "n_samples", None)
-        if window is not None and len(y) > window + self.model.sr // 100:  # 10 ms of slack for resampling
-            raise AudioError(
-                f"{what}: {dur:.2f} s is longer than the {window / self.model.sr:.2f} s the model edits at once; "
-                "cut a window first (load_audio(path, offset=..., duration=...), or --offset / --duration)"
-            )
-        if dur < MIN_SECONDS:
-            raise AudioError(f"{what}: {dur:.2f} s is too short to edit (at least {MIN_SECONDS} s)")
-        return y[:window] if window is not None else y
+        if len(y) / self.model.sr < MIN_SECONDS:
+            raise AudioError(f"{what}: {len(y) / self.model.sr:.2f} s is too short to edit (at least {MIN_SECONDS} s)")
+        return y
 
     def sampler(self, config: EditConfig, guidance: float | None = None) -> Sampler:
         """The sampler of ``config`` (source guidance unless ``guidance`` is given)."""

@@ -61,14 +61,8 @@ class InstructME(Editor):
 
     def prepare(self, audio: np.ndarray, sr: int, what: str = "source", max_seconds: float | None = None):
         """Mono float32 audio at the model's rate; any length from :data:`MIN_SECONDS` to ``max_seconds``."""
-        from musicprobe.audio.io import mono_mix, resample
-
-        if sr is None:
-            raise ConfigError(f"give the {what} audio's sample rate (sr=...)")
-        y = resample(mono_mix(audio, int(sr), name=what), int(sr), self.model.sr)
+        y = self.at_model_rate(audio, sr, what)
         dur, limit = len(y) / self.model.sr, max_seconds or self.config.max_seconds
-        if dur < MIN_SECONDS:
-            raise AudioError(f"{what}: {dur:.2f} s is too short to edit (at least {MIN_SECONDS} s)")
         if dur > limit:
             raise AudioError(f"{what}: {dur:.1f} s is longer than max_seconds={limit:g}; cut it or raise the limit")
         return y

@@ -29,6 +29,14 @@ def _templates() -> tuple[list[str], np.ndarray]:
 LABELS, TEMPLATES = _templates()
 
 
+def _chroma_and_level(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CQT chroma ``(12, frames)`` at 22.05 kHz / hop 512, the RMS of each frame, and the frame times (s)."""
+    y22 = resample(y, sr, _SR)
+    C = chroma(y22, _SR, hop_length=_HOP)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y22, (0, _HOP)), _HOP)[::_HOP][: C.shape[1]]
+    return C, np.sqrt(np.mean(frames**2, axis=1)), np.arange(C.shape[1]) * _HOP / _SR
+
+
 def recognize_chords(
     y: np.ndarray,
     sr: int,
@@ -38,16 +46,8 @@ def recognize_chords(
 ) -> list[str]:
     """One label per segment ``[start_i, start_{i+1})`` (last segment to the end); ``'N'`` for silence."""
     y = validate_audio(y, sr, mono=True)
-    y22 = resample(y, sr, _SR)
-    C = chroma(y22, _SR, hop_length=_HOP)
-    rms = np.sqrt(
-        np.mean(
-            np.lib.stride_tricks.sliding_window_view(np.pad(y22, (0, _HOP)), _HOP)[::_HOP][: C.shape[1]] ** 2,
-            axis=1,
-        )
-    )
+    C, rms, times = _chroma_and_level(y, sr)
     peak = rms.max() + 1e-12
-    times = np.arange(C.shape[1]) * _HOP / _SR
     end = duration if duration is not None else y.size / sr
     starts = list(segment_starts) + [end]
     out = []
@@ -102,11 +102,8 @@ def chord_matrix(
     """
     y = validate_audio(y, sr, mono=True, allow_silence=True)
     n_steps = n_steps or max(1, int(np.ceil(y.size / sr / step)))
-    y22 = resample(y, sr, _SR)
-    C = chroma(y22, _SR, hop_length=_HOP)
-    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y22, (0, _HOP)), _HOP)[::_HOP][: C.shape[1]]
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    col = np.minimum((np.arange(C.shape[1]) * _HOP / _SR / step).astype(int), n_steps - 1)
+    C, rms, times = _chroma_and_level(y, sr)
+    col = np.minimum((times / step).astype(int), n_steps - 1)
     out = np.zeros((len(CHORD_CLASSES), n_steps), np.float32)
     peak = rms.max() + 1e-12
     for j in range(n_steps):

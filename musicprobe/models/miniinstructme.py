@@ -61,8 +61,8 @@ class MiniInstructMEConfig(MiniLDMConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.codec.n_mels % self.fold or self.codec.n_frames % self.frame_multiple:
-            raise ConfigError(f"n_mels must be a multiple of fold={self.fold} and n_frames of {self.frame_multiple}")
+        if self.codec.n_frames % self.frame_multiple:  # (n_mels vs fold: checked by MiniLDMConfig)
+            raise ConfigError(f"n_frames must be a multiple of {self.frame_multiple}, got {self.codec.n_frames}")
         if self.chunk_frames % self.frame_multiple or self.chunk_frames < 2 * self.frame_multiple:
             raise ConfigError(f"chunk_frames must be a multiple of {self.frame_multiple} and >= "
                               f"{2 * self.frame_multiple}, got {self.chunk_frames}")
@@ -171,28 +171,24 @@ class InstructMENetwork(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: TextStates,
                 chords: torch.Tensor | None = None, drop_chords: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted noise of ``x`` at timesteps ``t`` (what a sampler asks)."""
-        b = x.shape[0]
-        t = torch.as_tensor(t).reshape(-1).expand(b)
-        out = self.unet_output(x, t, source, text, chords, drop_chords)
+        out, a = self.unet_output(x, t, source, text, chords, drop_chords)
         if self.config.parameterization == "eps":
             return out
-        a = self.alphas[t.long()].to(x.dtype).view(-1, 1, 1, 1)
         return (x - a.sqrt() * (source + out)) / (1 - a).sqrt()
 
     def predict_x0(self, x: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: TextStates,
                    chords: torch.Tensor | None = None, drop_chords: torch.Tensor | None = None) -> torch.Tensor:
         """The predicted clean target latent (``source-x0``: the source plus the UNet's correction)."""
-        b = x.shape[0]
-        t = torch.as_tensor(t).reshape(-1).expand(b)
-        out = self.unet_output(x, t, source, text, chords, drop_chords)
+        out, a = self.unet_output(x, t, source, text, chords, drop_chords)
         if self.config.parameterization == "source-x0":
             return source + out
-        a = self.alphas[t.long()].to(x.dtype).view(-1, 1, 1, 1)
         return (x - (1 - a).sqrt() * out) / a.sqrt()
 
     def unet_output(self, x: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: TextStates,
-                    chords: torch.Tensor | None, drop_chords: torch.Tensor | None) -> torch.Tensor:
+                    chords: torch.Tensor | None, drop_chords: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The UNet's raw output and ``a_t`` per row (B, 1, 1, 1) for the parameterisation's conversion."""
         b = x.shape[0]
+        t = torch.as_tensor(t).reshape(-1).expand(b)
         tokens, mask = text.tokens.to(x.dtype), text.mask.to(x.dtype)
         if self.config.chord:
             width = x.shape[-1] // 2 ** (self.config.levels - 1)
@@ -206,7 +202,8 @@ class InstructMENetwork(nn.Module):
                       down_intrablock_additional_residuals=list(intra))
         else:
             x = torch.cat([x, source], 1)
-        return self.unet(x, t, encoder_hidden_states=tokens, encoder_attention_mask=mask, return_dict=False, **kw)[0]
+        out = self.unet(x, t, encoder_hidden_states=tokens, encoder_attention_mask=mask, return_dict=False, **kw)[0]
+        return out, self.alphas[t.long()].to(x.dtype).view(-1, 1, 1, 1)
 
 
 def install_processors(unet: nn.Module, config: MiniInstructMEConfig) -> None:

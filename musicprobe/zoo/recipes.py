@@ -5,11 +5,9 @@ from __future__ import annotations
 from importlib import import_module
 from pathlib import Path
 
-import numpy as np
-
 from musicprobe.errors import check_known
-from musicprobe.models.codec import CodecConfig
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, MelCorpus, cached_corpus
+from musicprobe.zoo.trainer import corpus_codec
 
 RECIPES = (
     "mini-flux", "mini-clap", "mini-vocoder", "mini-ldm", "mini-sao", "mini-musicgen",
@@ -28,13 +26,6 @@ LOOP_RECIPES = {
 }
 # the paper's ablations: the same recipe with one part of the model switched off
 MODEL_OVERRIDES = {"mini-instructme-no-chord": {"chord": False}, "mini-instructme-no-msa": {"multiscale": False}}
-
-
-def corpus_codec(corpus: MelCorpus, base: CodecConfig | None = None) -> CodecConfig:
-    """The codec with the corpus's log-mel mean/std (as mini-flux's training computes them)."""
-    base = base or CodecConfig()
-    m = corpus.mels.astype(np.float32)
-    return CodecConfig(**{**base.to_dict(), "mel_mean": round(float(m.mean()), 4), "mel_std": round(float(m.std()), 4)})
 
 
 def heldout(n: int = 256, workers: int = 1) -> MelCorpus:

@@ -69,15 +69,12 @@ class TripletBatches:
 def triplet_batches(cfg: InstructMETrainConfig, log=print) -> TripletBatches:
     """The training triplets of ``cfg`` standardised with the training corpus's log-mel statistics (the ones every
     mini model on the shared codec uses) and their phrasings encoded."""
-    from musicprobe.models.codec import CodecConfig
     from musicprobe.zoo.corpus import TRAIN_SEED, cached_corpus, cached_text
     from musicprobe.zoo.instruct_data import cached_triplets
+    from musicprobe.zoo.trainer import corpus_codec
 
     m = cfg.model
-    corpus = cached_corpus(cfg.stats_clips, TRAIN_SEED, m.codec, workers=cfg.workers)
-    mels = corpus.mels.astype(np.float32)
-    codec = CodecConfig(**{**m.codec.to_dict(), "mel_mean": round(float(mels.mean()), 4),
-                           "mel_std": round(float(mels.std()), 4)})
+    codec = corpus_codec(cached_corpus(cfg.stats_clips, TRAIN_SEED, m.codec, workers=cfg.workers), m.codec)
     model_cfg = MiniInstructMEConfig.from_dict({**m.to_dict(), "codec": codec.to_dict()})
     ts = cached_triplets(cfg.n_clips, cfg.corpus_seed, m.codec, m.frame_multiple, cfg.workers)
     counts = ", ".join(f"{o} {len(ts.where(o))}" for o in dict.fromkeys(ts.ops))

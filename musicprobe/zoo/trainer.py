@@ -95,17 +95,24 @@ def export_model(out: Path, model: object) -> Path:
     return replace_folder(out / "model.tmp", out / "model")
 
 
+def corpus_codec(corpus, base=None):
+    """``base`` (default: the shared codec) with the corpus's log-mel mean / std: the statistics every mini model
+    on the shared codec standardises its inputs with."""
+    from musicprobe.models.codec import CodecConfig
+
+    base = base or CodecConfig()
+    m = corpus.mels.astype(np.float32)
+    return CodecConfig(**{**base.to_dict(), "mel_mean": round(float(m.mean()), 4), "mel_std": round(float(m.std()), 4)})
+
+
 def standardised_corpus(cfg: CorpusTrainConfig, codec):
     """The training corpus, its log-mels standardised with their own mean/std, and the codec config recording
     those statistics (what mini-flux and mini-LDM train on)."""
-    from musicprobe.models.codec import CodecConfig
     from musicprobe.zoo.corpus import cached_corpus
 
     corpus = cached_corpus(cfg.n_clips, cfg.corpus_seed, codec, workers=cfg.workers)
-    mels = corpus.mels.astype(np.float32)
-    mean, std = float(mels.mean()), float(mels.std())
-    stats = CodecConfig(**{**codec.to_dict(), "mel_mean": round(mean, 4), "mel_std": round(std, 4)})
-    return corpus, (mels - stats.mel_mean) / stats.mel_std, stats
+    stats = corpus_codec(corpus, codec)
+    return corpus, (corpus.mels.astype(np.float32) - stats.mel_mean) / stats.mel_std, stats
 
 
 def caption_states(corpus, max_tokens: int):
