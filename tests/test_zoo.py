@@ -201,6 +201,27 @@ def test_the_training_loop_resumes_to_exactly_the_uninterrupted_run(tmp_path):
     assert (tmp_path / "b" / "loss.jsonl").read_text().count("\n") == 2
 
 
+def test_a_run_resumed_under_a_changed_recipe_says_so_in_its_segments(tmp_path):
+    from musicprobe.zoo.trainer import LoopConfig, config_changes, train_loop
+
+    module = torch.nn.Linear(2, 1)
+
+    def loss_at(step, g):
+        return module(torch.randn(4, 2, generator=g)).pow(2).mean()
+
+    def run(steps, weight):
+        seen = {}
+        train_loop(tmp_path, module, loss_at, LoopConfig(steps=steps, warmup=0, checkpoint_every=2),
+                   lambda ema, step, seg: seen.update(seg=seg),
+                   train_config={"loop": {"steps": steps}, "snr_floor": weight, "workers": 1}, log=lambda _m: None)
+        return seen["seg"]
+
+    assert run(2, 0.0) == [{"from_step": 0, "to_step": 2, "schedule_steps": 2}]
+    changed = {"from_step": 2, "to_step": 4, "schedule_steps": 4, "config_changes": {"snr_floor": [0.0, 1.0]}}
+    assert run(4, 1.0) == [{"from_step": 0, "to_step": 2, "schedule_steps": 2}, changed]
+    assert config_changes({"a": {"b": 1}, "workers": 2}, {"a": {"b": 1}, "workers": 1}) == {}
+
+
 @pytest.mark.parametrize("name", ["mini-flux", "mini-sao", "mini-ldm"])
 def test_each_diffusion_recipe_trains_and_exports_loadable_weights(tmp_path, name):
     """The recipes share one corpus/caption pipeline; two steps on 16 clips must export weights that load."""
@@ -242,3 +263,11 @@ def test_the_instructme_recipe_trains_each_variant_and_exports_loadable_weights(
     eps = ime.bind(src, ime.chords(np.sin(np.arange(16000) / 5.0).astype(np.float32), 16000)).eps(
         ime.noise(0, frames=src.shape[-1] * 4), 500, "add drums", 2.0)
     assert eps.shape == src.shape and torch.isfinite(eps).all()
+
+
+def test_the_instructme_recipe_checks_its_loss_weights():
+    from musicprobe.zoo.train_instructme import InstructMETrainConfig
+
+    assert InstructMETrainConfig().snr_floor == 1.0  # the shipped weights' last 2,500 steps (their provenance says)
+    with pytest.raises(ConfigError, match="snr_floor"):
+        InstructMETrainConfig(snr_floor=6.0)

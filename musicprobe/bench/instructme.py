@@ -183,7 +183,9 @@ def _means(rs: list[dict]) -> dict[str, float]:
 
 def verdict(table: dict[str, dict]) -> dict[str, bool]:
     """The paper's directions on a comparison table."""
-    out = {}
+    out: dict[str, bool] = {}
+    if "InstructME" not in table:
+        return out
     full = table["InstructME"]
     if "w/o chord" in table:
         out["chord conditioning raises CRA"] = bool(full["cra"] > table["w/o chord"]["cra"])

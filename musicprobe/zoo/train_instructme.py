@@ -4,8 +4,12 @@ Each step draws ``batch_size`` triplets of the training set (:mod:`musicprobe.zo
 training corpus), one of each triplet's three instruction phrasings (the empty instruction with probability
 ``instruction_dropout``, for classifier-free guidance), the source's chord matrix (the null chord token with
 probability ``chord_dropout``), a uniform timestep and Gaussian noise added to the *target* latent. With the default
-``source-x0`` parameterisation the loss is the min-SNR-5 weighted error of the predicted clean target
-(``min(SNR_t, 5) |x0_hat - x0|^2``, Hang et al. 2023: the noise loss's weight ``SNR_t`` capped); with ``eps`` it is
+``source-x0`` parameterisation the loss is the error of the predicted clean target weighted by the clamped
+signal-to-noise ratio, ``clamp(SNR_t, snr_floor, snr_cap) |x0_hat - x0|^2``. The cap is min-SNR weighting (Hang et
+al. 2023); the floor matters here: with ``snr_floor=0`` (plain min-SNR, equivalent to the noise loss where
+``SNR_t < 5``) the weight of the noisiest steps is ~1e-4, the network never learns its x0 guess there, and DDIM's
+first steps, which fix the edit, return the source plus noise (measured on the 1,800-step checkpoints: at t=999 the
+predicted target is further from the true one than the source is, for every operation). With ``eps`` the loss is
 the plain noise MSE. ``model.multiscale`` / ``model.chord`` switch the paper's
 ablations off (``musicprobe zoo train mini-instructme --set model.chord=false``).
 """
@@ -29,8 +33,10 @@ class InstructMETrainConfig(CorpusTrainConfig):
     n_clips: int = 1200
     instruction_dropout: float = 0.1
     chord_dropout: float = 0.15
+    snr_floor: float = 1.0  # the x0 loss's weight is clamp(SNR_t, snr_floor, snr_cap) (source-x0 only)
+    snr_cap: float = 5.0
     stats_clips: int = 2400  # training-corpus clips whose log-mel mean / std standardise the latents (as every model)
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=1800, lr=5e-4, warmup=100, ema_decay=0.998))
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=5000, lr=5e-4, warmup=100, ema_decay=0.998))
     model: MiniInstructMEConfig = field(
         default_factory=lambda: MiniInstructMEConfig(block_out_channels=(48, 96, 144))
     )
@@ -40,6 +46,8 @@ class InstructMETrainConfig(CorpusTrainConfig):
         for name in ("instruction_dropout", "chord_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1)")
+        if not 0 <= self.snr_floor <= self.snr_cap:
+            raise ConfigError(f"snr_floor ({self.snr_floor}) must be in [0, snr_cap={self.snr_cap}]")
 
 
 @dataclass
@@ -114,7 +122,7 @@ def train_miniinstructme(out: str | Path, cfg: InstructMETrainConfig | None = No
                 pred = ime.network(xt, t, src, text, data.chords[idx], drop_chords=drop)
                 return torch.nn.functional.mse_loss(pred, eps)
             x0_hat = ime.network.predict_x0(xt, t, src, text, data.chords[idx], drop_chords=drop)
-            weight = (a / (1 - a)).clamp(max=5.0).view(-1)
+            weight = (a / (1 - a)).clamp(cfg.snr_floor, cfg.snr_cap).view(-1)
             return (weight * ((x0_hat - x0) ** 2).mean(dim=(1, 2, 3))).mean()
 
         return loss_at

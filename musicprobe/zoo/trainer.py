@@ -231,6 +231,19 @@ def extend_segments(segments: list[dict], start: int, planned: int) -> list[dict
     return kept
 
 
+def config_changes(old: dict, new: dict, prefix: str = "") -> dict[str, list]:
+    """``{"dotted.key": [old, new]}`` for every setting a resumed run changes, except the schedule length (the
+    segments record it) and the data-loading ``workers``."""
+    changes: dict[str, list] = {}
+    for key in sorted(set(old) | set(new)):
+        a, b, name = old.get(key), new.get(key), prefix + key
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes.update(config_changes(a, b, name + "."))
+        elif a != b and name not in ("loop.steps", "steps", "workers"):
+            changes[name] = [a, b]
+    return changes
+
+
 def train_loop(
     out: Path,
     module: torch.nn.Module,
@@ -259,8 +272,17 @@ def train_loop(
         start = state["step"]
         segments = state.get("segments") or first_segment(out, start)
         log(f"resumed at step {start}")
+    new_config = train_config or cfg.to_dict()
+    old_path = out / "train_config.json"
+    changed = config_changes(json.loads(old_path.read_text()), new_config) if start and old_path.exists() else {}
     segments = extend_segments(segments, start, cfg.steps)
-    (out / "train_config.json").write_text(json.dumps(train_config or cfg.to_dict(), indent=2))
+    if changed:  # a recipe changed mid-run: the provenance says from which step
+        last = segments.pop()
+        if last["from_step"] < start:
+            segments.append({**last, "to_step": start})
+        segments.append({**last, "from_step": start, "config_changes": changed})
+        log(f"resumed with changed settings: {changed}")
+    old_path.write_text(json.dumps(new_config, indent=2))
     t0 = time.time()
     window: dict[str, list[float]] = {}
     for step in range(start, cfg.steps):
