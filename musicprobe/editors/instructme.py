@@ -72,9 +72,7 @@ class InstructME(Editor):
         c = config or self.config
         y = self.prepare(audio, sr, max_seconds=c.max_seconds)
         z = self.model.encode(y, self.model.sr)
-        chords = self.model.chords(y, self.model.sr, z.shape[-1] * self.model.config.fold
-                                   // self.model.config.frame_multiple)
-        return InstructMESource(y, z, chords, source_prompt)
+        return InstructMESource(y, z, self.model.chords(y, self.model.sr), source_prompt)
 
     def run_edit(self, source: InstructMESource, instruction: str, c: InstructMEConfig, progress=None):
         bound = self.model.bind(source.latent, source.chords if c.chords else None)
