@@ -70,8 +70,23 @@ def edit_metrics_for(t: Triplet, edited: np.ndarray, sr: int, probe, clap) -> di
             "ioi": m["ioi"], "mel_dist": float(np.mean(np.abs(log_mel(r, cfg) - log_mel(e, cfg))))}
 
 
-def _editors(conditions, steps: int, guidance: float):
+def _judge():
+    """mini-CLAP and the presence probes over it: what scores every edit."""
+    from musicprobe.metrics.presence import presence_probe
+    from musicprobe.zoo import load
+
+    clap = load("mini-clap")
+    return clap, presence_probe(clap)
+
+
+def _instructme(model: str, steps: int, guidance: float, **config):
     from musicprobe.editors.instructme import InstructME, InstructMEConfig
+    from musicprobe.zoo import load
+
+    return InstructME(load(model), InstructMEConfig(steps=steps, target_guidance=guidance, **config), clap=None)
+
+
+def _editors(conditions, steps: int, guidance: float):
     from musicprobe.editors.sdedit import SDEdit, SDEditConfig
     from musicprobe.zoo import load
 
@@ -82,8 +97,7 @@ def _editors(conditions, steps: int, guidance: float):
             out[label] = lambda t, ed=ed: ed.edit(t.source, "music", target_caption(t), sr=t.sr).edited
             continue
         name, chords = MODELS[label]
-        ed = InstructME(load(name), InstructMEConfig(steps=steps, target_guidance=guidance, chords=chords),
-                        clap=None)
+        ed = _instructme(name, steps, guidance, chords=chords)
         out[label] = lambda t, ed=ed: ed.edit(t.source, t.instruction, sr=t.sr).edited
     return out
 
@@ -94,11 +108,8 @@ def instructme_comparison(per_op: int = 16, steps: int = 50, guidance: float = 2
     from tqdm.auto import tqdm
 
     from musicprobe.metrics.clap import fad
-    from musicprobe.metrics.presence import presence_probe
-    from musicprobe.zoo import load
 
-    clap = load("mini-clap")
-    probe = presence_probe(clap)
+    clap, probe = _judge()
     triplets = heldout_triplets(per_op)
     editors = _editors(conditions, steps, guidance)
     rows: dict[str, list[dict]] = defaultdict(list)
@@ -128,16 +139,12 @@ def multi_round(n_chains: int = 8, rounds: int = 2, steps: int = 50, guidance: f
     editing the previous round's *edit*; metrics after each round against that round's exact target."""
     from tqdm.auto import tqdm
 
-    from musicprobe.editors.instructme import InstructME, InstructMEConfig
-    from musicprobe.metrics.presence import presence_probe
     from musicprobe.synth import make_clip
     from musicprobe.synth.instruct import random_chain
-    from musicprobe.zoo import load
     from musicprobe.zoo.corpus import HELDOUT_SEED, clip_seed
 
-    clap = load("mini-clap")
-    probe = presence_probe(clap)
-    ed = InstructME(load(model), InstructMEConfig(steps=steps, target_guidance=guidance), clap=None)
+    clap, probe = _judge()
+    ed = _instructme(model, steps, guidance)
     per_round: list[list[dict]] = [[] for _ in range(rounds)]
     for i in tqdm(range(n_chains), desc="chains", disable=not progress):
         clip = make_clip(clip_seed(HELDOUT_SEED, 5000 + i), duration=5.12)
@@ -153,17 +160,12 @@ def long_input(seconds: float = 20.48, steps: int = 50, guidance: float = 2.0, m
                ops: tuple[str, ...] = ("add", "remove", "extract", "replace")) -> dict:
     """One pass over a clip ``seconds`` long (4x the training length by default) per operation: metrics against the
     exact target and seconds per edit, next to the same operations on the 5.12 s clips the model was trained on."""
-    from musicprobe.editors.instructme import InstructME, InstructMEConfig
-    from musicprobe.metrics.presence import presence_probe
     from musicprobe.synth import make_clip
     from musicprobe.synth.instruct import random_triplet
-    from musicprobe.zoo import load
     from musicprobe.zoo.corpus import HELDOUT_SEED, clip_seed
 
-    clap = load("mini-clap")
-    probe = presence_probe(clap)
-    ed = InstructME(load(model), InstructMEConfig(steps=steps, target_guidance=guidance, max_seconds=seconds + 1),
-                    clap=None)
+    clap, probe = _judge()
+    ed = _instructme(model, steps, guidance, max_seconds=seconds + 1)
     rows = {}
     for length in (5.12, seconds):
         out = []
