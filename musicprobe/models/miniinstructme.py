@@ -294,7 +294,6 @@ class MiniInstructME(FoldedLatent, MelModel):
                  vocoder=None):
         super().__init__(config, meta, vocoder)
         self.network = network.eval()
-        self._alphas = config.alphas_cumprod()
 
     @property
     def denoiser(self) -> nn.Module:

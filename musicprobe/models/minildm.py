@@ -17,6 +17,7 @@ cross-attention stream. Audio is decoded by the codec's decoder (the mini-vocode
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -99,14 +100,13 @@ def build_unet(config: MiniLDMConfig, seed: int = 0) -> torch.nn.Module:
 class FoldedLatent:
     """What the UNet models on the shared codec share (mini-LDM, mini-InstructME): the latent, the standardised
     log-mel folded ``fold x fold`` into channels (``config.fold``, ``config.codec``), and the DDPM schedule
-    (``self._alphas`` from ``config.alphas_cumprod()``)."""
+    (``config.alphas_cumprod()``, computed once)."""
 
     config: Any
-    _alphas: torch.Tensor
 
-    @property
+    @cached_property
     def alphas_cumprod(self) -> torch.Tensor:
-        return self._alphas
+        return self.config.alphas_cumprod()
 
     @property
     def num_train_timesteps(self) -> int:
@@ -147,7 +147,6 @@ class MiniLDM(FoldedLatent, MelModel):
     def __init__(self, unet: torch.nn.Module, config: MiniLDMConfig, meta: dict | None = None, vocoder=None):
         super().__init__(config, meta, vocoder)
         self.unet = unet.eval()
-        self._alphas = config.alphas_cumprod()
 
     # ---- protocol members ---------------------------------------------------------------------------------
     @property
