@@ -11,6 +11,7 @@ import numpy as np
 
 from musicprobe.audio.io import save_audio
 from musicprobe.errors import ConfigError, check_known
+from musicprobe.parallel import pool_map
 from musicprobe.synth.captions import captions, instruction
 from musicprobe.synth.genres import GENRES, MOOD_OPPOSITE
 from musicprobe.synth.instruments import INSTRUMENTS
@@ -274,14 +275,8 @@ def write_corpus(
     out.mkdir(parents=True, exist_ok=True)
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=n)
     jobs = [(int(seeds[i]), f"clip{i:05d}", duration, out, fmt, stems) for i in range(n)]
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(_write_one, jobs, chunksize=max(1, n // (8 * workers)))
-            entries = list(_progress(results, n, progress))
-    else:
-        entries = [_write_one(j) for j in _progress(jobs, n, progress)]
+    results = pool_map(_write_one, jobs, workers, chunksize=max(1, n // (8 * workers)))
+    entries = list(_progress(results, n, progress))
     pairs = []
     for j in range(edits):
         src_seed, cid = jobs[j % n][0], jobs[j % n][1]

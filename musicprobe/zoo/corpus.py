@@ -15,6 +15,7 @@ import torch
 from musicprobe.audio.features import log_mel
 from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig
+from musicprobe.parallel import pool_map
 from musicprobe.synth.corpus import clip_seed
 
 TRAIN_SEED = 7
@@ -63,13 +64,7 @@ def build_corpus(
     if n < 1:
         raise ConfigError(f"corpus size must be >= 1, got {n}")
     jobs = [(clip_seed(seed, i), codec) for i in range(n)]
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(_maybe_progress(pool.map(_one, jobs, chunksize=16), n, progress))
-    else:
-        results = list(_maybe_progress(map(_one, jobs), n, progress))
+    results = list(_maybe_progress(pool_map(_one, jobs, workers), n, progress))
     mels = np.stack([r[0] for r in results])
     labels = {f: [r[2][k] for r in results] for k, f in enumerate(LABEL_FIELDS)}
     return MelCorpus(mels, [r[1] for r in results], labels, seed)
@@ -121,13 +116,7 @@ def cached_audio(n: int, seed: int = TRAIN_SEED, codec: CodecConfig | None = Non
     if path.exists():
         return np.load(path)
     jobs = [(clip_seed(seed, i), codec) for i in range(n)]
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as pool:
-            audio = np.stack(list(_maybe_progress(pool.map(_one_audio, jobs, chunksize=16), n, True)))
-    else:
-        audio = np.stack(list(_maybe_progress(map(_one_audio, jobs), n, True)))
+    audio = np.stack(list(_maybe_progress(pool_map(_one_audio, jobs, workers), n, True)))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, audio)
     return audio

@@ -16,6 +16,7 @@ import numpy as np
 
 from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig
+from musicprobe.parallel import pool_map
 from musicprobe.synth.instruct import OPERATIONS
 
 
@@ -79,13 +80,7 @@ def build_triplets(n: int, seed: int, codec: CodecConfig, multiple: int = 16, wo
     if n < 1:
         raise ConfigError(f"need at least one clip, got {n}")
     jobs = [(seed, i, codec, multiple) for i in range(n)]
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as pool:
-            rows = [r for res in pool.map(_one, jobs, chunksize=8) for r in res]
-    else:
-        rows = [r for job in jobs for r in _one(job)]
+    rows = [r for res in pool_map(_one, jobs, workers, chunksize=8) for r in res]
     return TripletSet(
         np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]),
         [r[3] for r in rows], [r[4] for r in rows], [r[5] for r in rows], [r[6] for r in rows], seed,
