@@ -12,8 +12,9 @@ from conftest import make_tiny_clap, make_tiny_sao
 from musicprobe.errors import ConfigError
 from musicprobe.hooks import Probe, RowRoles
 from musicprobe.inversion import Sampler
-from musicprobe.models.minisao import MiniSAO, MiniSAOConfig, trig_angle
+from musicprobe.models.minisao import MiniSAO, MiniSAOConfig
 from musicprobe.models.protocols import FlowModel, family_of
+from musicprobe.models.trigflow import trig_angle
 
 
 @pytest.fixture(scope="module")

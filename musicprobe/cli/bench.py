@@ -187,6 +187,14 @@ def bench_instructme(n: int = 16, quick: bool = False) -> dict:
     return out
 
 
+def bench_backends(quick: bool = False) -> dict:
+    """One edit per real-pipeline backend on its tiny full pipeline: seconds, peak memory, capture bytes (see
+    musicprobe.bench.backends)."""
+    from musicprobe.bench.backends import backends_report
+
+    return backends_report(("stable-audio", "musicgen") if quick else None)
+
+
 BENCHES = {
     "synth": bench_synth,
     "metrics": bench_metrics,
@@ -199,6 +207,7 @@ BENCHES = {
     "steermusic": bench_steermusic,
     "editgen": bench_editgen,
     "instructme": bench_instructme,
+    "backends": bench_backends,
 }
 
 

@@ -23,19 +23,20 @@ def _eps_editors() -> dict:
 EPS_EDITORS = _eps_editors()
 
 
-def load_model(name: str, family: str | None = "flow"):
-    """A zoo name or a weights folder (its ``config.json`` names the model) of the ``family`` a command needs
-    (``"flow"``: mini-flux, mini-SAO; ``"eps"``: mini-LDM; ``"token"``: mini-MusicGen; ``None``: any)."""
+def load_model(name: str, family: str | None = "flow", *, device=None, dtype=None):
+    """A zoo name, a weights folder (its ``config.json`` names the model) or a backend spec
+    (:func:`musicprobe.zoo.resolve.model_from_spec`: ``stable-audio:/path``, ``tiny:audioldm2`` ...) of the
+    ``family`` a command needs (``"flow"``: mini-flux, mini-SAO, Stable Audio, FluxMusic; ``"eps"``: mini-LDM,
+    AudioLDM2; ``"token"``: mini-MusicGen, MusicGen; ``None``: any)."""
     from musicprobe.models.protocols import family_of
-    from musicprobe.zoo import MODELS, WITH_DECODER, load
+    from musicprobe.zoo import WITH_DECODER, load
+    from musicprobe.zoo.resolve import model_from_spec
 
-    if name in MODELS:
-        model = load(name)
-    elif Path(name).is_dir() and (Path(name) / "config.json").exists():
+    if Path(name).is_dir() and (Path(name) / "config.json").exists():
         zoo_name = json.loads((Path(name) / "config.json").read_text()).get("name", "mini-flux")
         model = load(zoo_name, name)
     else:
-        raise ConfigError(f"unknown model {name!r}: give a zoo name ({', '.join(MODELS)}) or a weights folder")
+        model = model_from_spec(name, device=device, dtype=dtype)
     got = family_of(model)
     if family is not None and got != family:
         words = {"flow": "a flow", "eps": "an epsilon", "token": "a token"}
@@ -44,9 +45,14 @@ def load_model(name: str, family: str | None = "flow"):
     return model
 
 
-def load_flow_model(name: str):
-    """A zoo name (``mini-flux``, ``mini-sao``) or a folder with flow-model weights."""
-    return load_model(name, "flow")
+def load_flow_model(name: str, *, device=None, dtype=None):
+    """A zoo name (``mini-flux``, ``mini-sao``), a folder with flow-model weights or a flow backend spec."""
+    return load_model(name, "flow", device=device, dtype=dtype)
+
+
+def model_of(a: argparse.Namespace, family: str | None):
+    """The ``--model`` of a command, on its ``--device`` / ``--dtype`` where the command has them."""
+    return load_model(a.model, family, device=getattr(a, "device", None), dtype=getattr(a, "dtype", None))
 
 
 def read_audio(path: str, offset: float = 0.0, duration: float | None = None):
@@ -100,7 +106,7 @@ def run_invert(a: argparse.Namespace) -> dict:
     from musicprobe.inversion import reconstruct, solvers_for
 
     check_output(a.out, [a.audio], folder=True)
-    model = load_model(a.model, None)
+    model = model_of(a, None)
     if a.solver not in solvers_for(model):
         raise ConfigError(f"--solver {a.solver} does not apply to {a.model}; it takes {', '.join(solvers_for(model))}")
     y, sr = read_audio(a.audio, a.offset, a.duration)
@@ -180,7 +186,7 @@ def run_edit(a: argparse.Namespace) -> dict:
 def _edit_musrec(a: argparse.Namespace):
     from musicprobe.editors import MusRec, MusRecConfig
 
-    model = load_flow_model(a.model)
+    model = model_of(a, "flow")
     cfg = MusRecConfig(
         inject=a.inject,
         inject_steps=a.inject_steps,
@@ -213,7 +219,7 @@ def _edit_eps(a: argparse.Namespace):
 
     editor_cls = EPS_EDITORS[a.method][0]
     cfg = config_from_args(editor_cls.config_class, a)
-    editor = editor_cls(load_model(a.model, "eps"), cfg)
+    editor = editor_cls(model_of(a, "eps"), cfg)
     y, sr, ref = _read_pair(a)
     return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr, reference=ref)
 
@@ -224,7 +230,7 @@ def _edit_editgen(a: argparse.Namespace):
     from musicprobe.editors.editgen import EditGen, EditGenConfig
 
     cfg = config_from_args(EditGenConfig, a)
-    editor = EditGen(load_model(a.model, "token"), cfg)
+    editor = EditGen(model_of(a, "token"), cfg)
     if not a.audio:
         return editor.edit_prompts(a.source_prompt, a.target_prompt)
     y, sr, ref = _read_pair(a)
@@ -236,7 +242,7 @@ def _edit_instructme(a: argparse.Namespace):
     from musicprobe.cli.options import config_from_args
     from musicprobe.editors.instructme import InstructME, InstructMEConfig
 
-    model = load_model(a.model, "eps")
+    model = model_of(a, "eps")
     if not hasattr(model, "bind"):
         raise ConfigError(f"{a.model} is not an instruction editor; use mini-instructme (or its ablations "
                           "mini-instructme-no-chord / mini-instructme-no-msa)")
@@ -251,7 +257,7 @@ def _edit_musickv(a: argparse.Namespace):
     from musicprobe.inversion import default_solver
     from musicprobe.zoo import load
 
-    model = load_flow_model(a.model)
+    model = model_of(a, "flow")
     clap = load("mini-clap")
     if a.layers:
         layers = [x.strip() for x in a.layers.split(",") if x.strip()]

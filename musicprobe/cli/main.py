@@ -113,10 +113,22 @@ def _out_sr_option(p: argparse.ArgumentParser) -> None:
                    help="write the edit at the input file's rate (default, resampled from the model's) or the model's")
 
 
-def _edit_output_options(p: argparse.ArgumentParser, model: str, what: str) -> None:
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None,
+                   help="for a backend --model: cuda, cuda:N or cpu (default: cuda if present)")
+    p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"],
+                   help="for a backend --model (default: fp16 on cuda, fp32 on cpu)")
+
+
+MODEL_HELP = ("zoo name, {what} weights folder, or a real pipeline: {backends}[:<folder or hub id>] "
+              "(tiny:<backend> for its tiny random-init pipeline)")
+
+
+def _edit_output_options(p: argparse.ArgumentParser, model: str, what: str, backends: str) -> None:
     """What the config-driven edit commands share: the true target, the model, outputs and the audio window."""
     p.add_argument("--reference-audio", help="the true target, if known (adds similarity-to-target metrics)")
-    p.add_argument("--model", default=model, help=f"zoo name or {what} weights folder")
+    p.add_argument("--model", default=model, help=MODEL_HELP.format(what=what, backends=backends))
+    _backend_options(p)
     p.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
     p.add_argument("--report", help="folder for an HTML report and the result files")
     p.add_argument("--json", action="store_true")
@@ -203,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--target-guidance", type=float, default=MR.target_guidance)
     mr.add_argument("--alignment", default=MR.alignment, choices=["reference", "same_time"])
     mr.add_argument("--reference-audio", help="the true target, if known (adds similarity-to-target metrics)")
-    mr.add_argument("--model", default="mini-flux")
+    mr.add_argument("--model", default="mini-flux", help=MODEL_HELP.format(what="mini-flux", backends="fluxmusic"))
+    _backend_options(mr)
     mr.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
     _window_options(mr)
     _out_sr_option(mr)
@@ -231,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--source-branch", default=MKC.source_branch, choices=["regenerate", "inversion"])
     mk.add_argument("--generate", action="store_true", help="generated-audio path: source generated from --seed")
     mk.add_argument("--seed", type=int, default=0)
-    mk.add_argument("--model", default="mini-flux", help="mini-flux (MM-DiT), mini-sao (Stable Audio DiT) or a folder")
+    mk.add_argument("--model", default="mini-flux", help="mini-flux (MM-DiT), mini-sao (Stable Audio DiT), a folder, "
+                    "or a real pipeline: stable-audio[:<folder or hub id>], fluxmusic:<folder> (tiny:<backend>: tiny)")
+    _backend_options(mk)
     mk.add_argument("--solver", default=None, choices=["euler", "rf-solver", "dpmpp-2m"],
                     help="default: the model's (dpmpp-2m on mini-sao, as the reference; rf-solver on mini-flux)")
     mk.add_argument("--out", required=True, help="output audio file (.wav, .flac, .ogg); never one of the inputs")
@@ -249,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         ep.add_argument("--source-prompt", required=True)
         ep.add_argument("--target-prompt", required=True)
         add_config_options(ep, editor_cls.config_class)
-        _edit_output_options(ep, "mini-ldm", "a mini-LDM")
+        _edit_output_options(ep, "mini-ldm", "a mini-LDM", "audioldm2")
 
     from musicprobe.editors.editgen import EditGenConfig
 
@@ -259,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--source-prompt", required=True)
     eg.add_argument("--target-prompt", required=True)
     add_config_options(eg, EditGenConfig, skip=("capture", "frames", "word_maps"))
-    _edit_output_options(eg, "mini-musicgen", "a mini-MusicGen")
+    _edit_output_options(eg, "mini-musicgen", "a mini-MusicGen", "musicgen")
 
     from musicprobe.editors.instructme import InstructMEConfig
 
@@ -268,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("audio")
     im.add_argument("--instruction", required=True, help="e.g. 'add drums', 'replace the piano with flute'")
     add_config_options(im, InstructMEConfig, skip=("capture", "solver", "source_guidance"))
-    _edit_output_options(im, "mini-instructme", "a mini-InstructME")
+    _edit_output_options(im, "mini-instructme", "a mini-InstructME", "none (InstructME has no public model)")
 
     pl = sub.add_parser("probe-layers", help="per-layer probing scores of a model (bypass or patching)")
     pl.add_argument("--model", default="mini-flux")

@@ -20,6 +20,7 @@ the second view), rhythm (beat F1 at 70 ms), CLAP text-to-audio (target prompt) 
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ class EditGen(Editor):
     def record_source(self, audio: np.ndarray, source_prompt: str, *, sr: int, config=None,
                       progress=None) -> TokenSource:
         y = self.prepare(audio, sr)
-        frames = -(-len(y) // self.model.config.codec.hop_length)  # a short clip edits as many frames as it has
+        frames = math.ceil(len(y) * self.model.frame_rate / self.model.sr)  # a short clip edits the frames it has
         codes = self.model.encode(y, self.model.sr)[..., :frames]
         return TokenSource(source_prompt, codes, self.model.decode(codes)[: len(y)], forced=True)
 
@@ -168,9 +169,9 @@ class EditGen(Editor):
         if rec is None:
             return codes, None
         tok, n = self._tokenizer()
-        rate = self.model.sr / self.model.config.codec.hop_length
         return codes, WordAttentionMaps.from_record(rec.stacked(), prompts, [word_tokens(p, tok, n) for p in prompts],
-                                                    self.probe.points(kind="cross_attn"), rate)
+                                                    self.probe.points(kind="cross_attn"),
+                                                    self.model.frame_rate)
 
     def word_maps(self, prompt: str, config: EditGenConfig | None = None) -> WordAttentionMaps:
         """Generate ``prompt`` alone and return each word's cross-attention over the generated time."""
@@ -179,9 +180,13 @@ class EditGen(Editor):
         return maps  # type: ignore[return-value]
 
     def _tokenizer(self):
-        from musicprobe.models.text import _load
+        """The model's text tokenizer (a backend's T5; the zoo's MiniLM) and its token limit."""
+        tok = getattr(self.model, "tokenizer", None)
+        if tok is None:
+            from musicprobe.models.text import _load
 
-        return _load()[0], self.model.config.max_text_tokens
+            tok = _load()[0]
+        return tok, self.model.config.max_text_tokens
 
     def _finish(self, codes: torch.Tensor, source: TokenSource, target_prompt: str, c: EditGenConfig, label: str,
                 started: float, maps: WordAttentionMaps | None, reference: np.ndarray | None = None) -> EditResult:

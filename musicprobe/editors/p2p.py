@@ -36,10 +36,21 @@ DEPTHS = ("paper", "reference")
 
 
 # ------------------------------------------------------------------------------------------- words and tokens
+def leading_specials(tokenizer) -> int:
+    """How many special tokens the tokenizer puts before a prompt's words (MiniLM's ``[CLS]``: 1; T5: 0)."""
+    with_special = tokenizer("music")["input_ids"]
+    words = tokenizer("music", add_special_tokens=False)["input_ids"]
+    for lead in range(len(with_special) - len(words) + 1):
+        if with_special[lead : lead + len(words)] == words:
+            return lead
+    raise ConfigError(f"cannot find the words among the special tokens of {type(tokenizer).__name__}")
+
+
 def word_tokens(prompt: str, tokenizer, max_tokens: int) -> list[tuple[str, list[int]]]:
-    """Each whitespace word of ``prompt`` with the positions of its tokens in the encoded prompt (``[CLS]`` = 0);
-    words past ``max_tokens - 1`` are cut, as the encoder cuts them."""
-    out, pos = [], 1
+    """Each whitespace word of ``prompt`` with the positions of its tokens in the encoded prompt (after the
+    tokenizer's leading special tokens: MiniLM's ``[CLS]`` is position 0, T5 has none); words past
+    ``max_tokens - 1`` are cut, as the encoder cuts them (one closing special token: ``[SEP]`` or ``</s>``)."""
+    out, pos = [], leading_specials(tokenizer)
     for word in prompt.split():
         n = len(tokenizer(word, add_special_tokens=False)["input_ids"])
         idx = [p for p in range(pos, pos + n) if p < max_tokens - 1]

@@ -189,5 +189,5 @@ def _inject_recorded(probe: Probe, source: RecordedSource, schedule: InjectionSc
 def noised(model: Any, x0: torch.Tensor, timestep: int, seed: int) -> torch.Tensor:
     """``sqrt(a_t) x0 + sqrt(1 - a_t) eps`` of an epsilon model at training ``timestep`` (``eps`` from ``seed``)."""
     a = float(model.alphas_cumprod[int(timestep)])
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)))
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed))).to(x0.device)
     return a**0.5 * x0 + (1 - a) ** 0.5 * eps

@@ -104,7 +104,7 @@ class SteerMusic(Editor):
         prompts = self.model.encode_prompt([target_prompt, source.prompt])
         for i in range(c.steps):
             t = int(torch.randint(c.t_min, c.t_max + 1, (1,), generator=g))
-            eps = torch.randn(z_src.shape, generator=g)
+            eps = torch.randn(z_src.shape, generator=g).to(z_src.device)
             with self.probe.at_step(i, t):
                 grad = c.weight * dds_step(self.model, z.detach(), z_src, prompts, t, eps,
                                            (c.target_guidance, c.source_guidance))

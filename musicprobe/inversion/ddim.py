@@ -170,7 +170,7 @@ def ddpm_invert(
     xts = []
     for t in ts:
         a = _alpha(alphas_cumprod, t)
-        n = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        n = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         xts.append(a**0.5 * x0 + (1 - a) ** 0.5 * n)
     xts.append(x0)
     zs, scales = [], []

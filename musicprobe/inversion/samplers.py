@@ -53,7 +53,8 @@ class Sampler:
     """Sample and invert ``model`` with ``solver`` in ``steps`` steps under classifier-free ``guidance``.
 
     ``shift`` bends the flow-time grid towards noise (SD3 / Flux); ignored by epsilon models. A flow model with a
-    ``flow_times(steps)`` method (mini-SAO) brings its own grid, used unless a ``shift`` is given.
+    ``flow_times(steps)`` method (mini-SAO) brings its own grid, used unless a ``shift`` is given; an epsilon model
+    with a ``ddim_timesteps(steps)`` method (a pipeline backend) brings its scheduler's timestep spacing.
     """
 
     model: Any
@@ -95,7 +96,8 @@ class Sampler:
         if self.is_flow:
             own = getattr(self.model, "flow_times", None)  # a model with its own noise grid (mini-SAO: SAO's sigmas)
             return own(self.steps) if callable(own) and self.shift == 1.0 else flow_times(self.steps, self.shift)
-        return ddim_timesteps(self.steps, self.model.num_train_timesteps)
+        own = getattr(self.model, "ddim_timesteps", None)  # a pipeline backend: its scheduler's own spacing
+        return own(self.steps) if callable(own) else ddim_timesteps(self.steps, self.model.num_train_timesteps)
 
     def sample(
         self,

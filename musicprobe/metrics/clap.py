@@ -35,21 +35,27 @@ class AudioTextEmbedder(Protocol):
 class LaionClap:
     """``transformers.ClapModel`` + its processor behind the embedder interface (audio resampled to 48 kHz)."""
 
-    def __init__(self, model, processor, name: str = "laion-clap"):
-        self.model = model.eval()
+    def __init__(self, model, processor, name: str = "laion-clap", device=None):
+        from musicprobe.device import pick_device
+
+        self.device = pick_device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
         self.processor = processor
         self.name = name
         self.sr = int(getattr(processor.feature_extractor, "sampling_rate", 48000))
 
     @classmethod
-    def from_pretrained(cls, hub_id_or_folder: str) -> LaionClap:
+    def from_pretrained(cls, hub_id_or_folder: str, device=None) -> LaionClap:
+        """A LAION CLAP checkpoint (e.g. ``laion/larger_clap_music``) from the hub cache or a folder."""
         from transformers import ClapModel, ClapProcessor
 
-        return cls(
-            ClapModel.from_pretrained(hub_id_or_folder),
-            ClapProcessor.from_pretrained(hub_id_or_folder),
-            name=str(hub_id_or_folder),
-        )
+        try:
+            model = ClapModel.from_pretrained(hub_id_or_folder)
+            processor = ClapProcessor.from_pretrained(hub_id_or_folder)
+        except OSError as exc:
+            raise ConfigError(f"cannot load CLAP from {hub_id_or_folder!r}: {exc}. No hub is reachable offline: "
+                              "pass a local folder, or use musicprobe.zoo.load('mini-clap')") from exc
+        return cls(model, processor, name=str(hub_id_or_folder), device=device)
 
     @torch.no_grad()
     def embed_audio(self, audios: Sequence[np.ndarray], sr: int) -> torch.Tensor:
@@ -58,18 +64,18 @@ class LaionClap:
         if isinstance(audios, np.ndarray) and audios.ndim == 1:
             audios = [audios]
         xs = [resample(to_mono(a), sr, self.sr) for a in audios]
-        inputs = self.processor.feature_extractor(xs, sampling_rate=self.sr, return_tensors="pt")
+        inputs = self.processor.feature_extractor(xs, sampling_rate=self.sr, return_tensors="pt").to(self.device)
         feats = self.model.get_audio_features(**inputs)
         feats = getattr(feats, "pooler_output", feats)
-        return torch.nn.functional.normalize(feats, dim=-1)
+        return torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
 
     @torch.no_grad()
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
         texts = [texts] if isinstance(texts, str) else list(texts)
-        inputs = self.processor.tokenizer(texts, padding=True, return_tensors="pt")
+        inputs = self.processor.tokenizer(texts, padding=True, return_tensors="pt").to(self.device)
         feats = self.model.get_text_features(**inputs)
         feats = getattr(feats, "pooler_output", feats)
-        return torch.nn.functional.normalize(feats, dim=-1)
+        return torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
 
 
 def _need(model: AudioTextEmbedder, what: str) -> AudioTextEmbedder:

@@ -137,3 +137,57 @@ def sample_codes(
         delayed[..., i] = drawn
         tokens = drawn[..., None]
     return undo_delay(delayed)
+
+
+class TokenLoop:
+    """``step`` and ``generate`` of a codec-token model (mini-MusicGen, the MusicGen backend), written once.
+
+    A subclass provides ``rows_text(prompt, guidance)`` (the text rows of a batch: the prompts, then under CFG as
+    many unconditional rows, ``[cond ; uncond]``; an object with ``len``), ``stepper(text)`` (a decoder fed one step
+    at a time with its own key / value cache, returning the last position's logits ``(B, K, V)``), ``n_codebooks``,
+    ``pad_id``, ``frames`` (the default length) and ``sampling`` (a :class:`TokenSampling`).
+    """
+
+    sampling: TokenSampling
+
+    def rows_text(self, prompt, guidance: float):
+        raise NotImplementedError
+
+    def stepper(self, text) -> Stepper:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, codes: torch.Tensor, prompt, guidance: float = 3.0) -> torch.Tensor:
+        """Logits ``(B, K, V)`` of the next step after the delayed decoder input ``codes`` ``(B, K, S)`` (no cache
+        carried over; the input starts with the pad column, as :func:`teacher_forcing` builds it)."""
+        text = self.rows_text(prompt, guidance)
+        rows = len(text) // (1 if guidance == 1.0 else 2)
+        codes = codes.expand(rows, -1, -1) if codes.shape[0] == 1 else codes
+        logits = self.stepper(text)(codes if guidance == 1.0 else torch.cat([codes, codes]))
+        if guidance == 1.0:
+            return logits
+        cond, uncond = logits.chunk(2)
+        return uncond + guidance * (cond - uncond)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt,
+        *,
+        seed: int = 0,
+        frames: int | None = None,
+        guidance: float = 3.0,
+        logits_hook: LogitsHook | None = None,
+        sampling: TokenSampling | None = None,
+        force: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Codes ``(rows, K, frames)`` for one or more prompts (one row each; same seed, same draws per row);
+        ``sampling`` overrides the model's top-k / temperature, ``force`` teacher-forces rows (see
+        :func:`sample_codes`)."""
+        text = self.rows_text(prompt, guidance)
+        rows = len(text) // (1 if guidance == 1.0 else 2)
+        return sample_codes(
+            self.stepper(text), rows=rows, n_codebooks=self.n_codebooks, pad=self.pad_id,
+            frames=frames or self.frames, seed=seed, guidance=guidance, sampling=sampling or self.sampling,
+            logits_hook=logits_hook, force=force,
+        )

@@ -88,18 +88,23 @@ class MiniClap:
         m = torch.as_tensor(np.asarray(mels, dtype=np.float32))
         return nn.functional.normalize(self.net.audio(m), dim=-1)
 
-    def embed_audio(self, audios: list[np.ndarray] | np.ndarray, sr: int) -> torch.Tensor:
+    def mels(self, audios: list[np.ndarray] | np.ndarray, sr: int) -> np.ndarray:
+        """Standardised log-mels of mono clips at rate ``sr`` (resampled to the codec's rate first, as LAION
+        CLAP's wrapper does, so both judges take audio at any model's rate)."""
+        from musicprobe.audio.io import resample
+
         if isinstance(audios, np.ndarray) and audios.ndim == 1:
             audios = [audios]
-        return self.embed_mel(np.stack([self.codec.mel(a, sr) for a in audios]))
+        rate = self.codec.config.sr
+        return np.stack([self.codec.mel(resample(a, int(sr), rate), rate) for a in audios])
+
+    def embed_audio(self, audios: list[np.ndarray] | np.ndarray, sr: int) -> torch.Tensor:
+        return self.embed_mel(self.mels(audios, sr))
 
     @torch.no_grad()
     def feature_maps(self, audios: list[np.ndarray] | np.ndarray, sr: int) -> list[torch.Tensor]:
         """Per-layer audio-tower activations ``(B, C, T)`` of each clip (see :mod:`musicprobe.metrics.perceptual`)."""
-        if isinstance(audios, np.ndarray) and audios.ndim == 1:
-            audios = [audios]
-        mels = torch.as_tensor(np.stack([self.codec.mel(a, sr) for a in audios]))
-        return self.net.audio.feature_maps(mels)
+        return self.net.audio.feature_maps(torch.as_tensor(self.mels(audios, sr)))
 
     @torch.no_grad()
     def embed_text(self, texts: list[str] | str) -> torch.Tensor:

@@ -33,7 +33,7 @@ from torch import nn
 from musicprobe.audio.features import LOG_FLOOR
 from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig
-from musicprobe.models.delay import LogitsHook, Stepper, TokenSampling, sample_codes
+from musicprobe.models.delay import Stepper, TokenLoop, TokenSampling
 from musicprobe.models.melmodel import MelModel
 from musicprobe.models.rvq import ResidualVQ
 from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates
@@ -124,7 +124,7 @@ def build_network(config: MiniMusicGenConfig, seed: int = 0) -> MusicGenNetwork:
     return MusicGenNetwork(config).eval()
 
 
-class MiniMusicGen(MelModel):
+class MiniMusicGen(TokenLoop, MelModel):
     """A loaded mini-MusicGen, a :class:`~musicprobe.models.protocols.TokenModel`: the decoder, the text
     projection, the RVQ codebooks, the codec and the text encoder. ``Probe(mg.decoder)`` uses the MusicGen adapter.
     """
@@ -168,6 +168,11 @@ class MiniMusicGen(MelModel):
     def frames(self) -> int:
         """Frames of one clip (the codec's 320 at 62.5 per second)."""
         return self.config.codec.n_frames
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second (62.5: the codec's hop)."""
+        return self.sr / self.config.codec.hop_length
 
     def _quantiser(self) -> ResidualVQ:
         if self.rvq is None:
@@ -233,42 +238,6 @@ class MiniMusicGen(MelModel):
                 return self.network(tokens, text, cache)[:, :, -1]
 
         return step
-
-    @torch.no_grad()
-    def step(self, codes: torch.Tensor, prompt, guidance: float = 3.0) -> torch.Tensor:
-        """Logits ``(B, K, V)`` of the next step after the delayed decoder input ``codes`` ``(B, K, S)`` (no cache;
-        the input starts with the pad column, as :func:`~musicprobe.models.delay.teacher_forcing` builds it)."""
-        text = self.rows_text(prompt, guidance)
-        rows = len(text) // (1 if guidance == 1.0 else 2)
-        codes = codes.expand(rows, -1, -1) if codes.shape[0] == 1 else codes
-        logits = self.network(codes if guidance == 1.0 else torch.cat([codes, codes]), text)[:, :, -1]
-        if guidance == 1.0:
-            return logits
-        cond, uncond = logits.chunk(2)
-        return uncond + guidance * (cond - uncond)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        prompt,
-        *,
-        seed: int = 0,
-        frames: int | None = None,
-        guidance: float = 3.0,
-        logits_hook: LogitsHook | None = None,
-        sampling: TokenSampling | None = None,
-        force: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Codes ``(rows, K, frames)`` for one or more prompts (one row each; same seed, same draws per row);
-        ``sampling`` overrides the model's top-k / temperature, ``force`` teacher-forces rows (see
-        :func:`~musicprobe.models.delay.sample_codes`)."""
-        text = self.rows_text(prompt, guidance)
-        rows = len(text) // (1 if guidance == 1.0 else 2)
-        return sample_codes(
-            self.stepper(text), rows=rows, n_codebooks=self.n_codebooks, pad=self.pad_id,
-            frames=frames or self.frames, seed=seed, guidance=guidance, sampling=sampling or self.sampling,
-            logits_hook=logits_hook, force=force,
-        )
 
     # ---- persistence -----------------------------------------------------------------------------------------
     def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:

@@ -39,6 +39,7 @@ from musicprobe.errors import ConfigError
 from musicprobe.models.codec import CodecConfig
 from musicprobe.models.melmodel import MelTokenModel
 from musicprobe.models.text import MAX_TOKENS, TEXT_DIM, TextStates
+from musicprobe.models.trigflow import velocity_from_v
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,6 @@ def build_network(config: MiniSAOConfig, seed: int = 0) -> nn.ModuleDict:
             ),
         }
     )
-
-
-def trig_angle(t: torch.Tensor | float) -> torch.Tensor:
-    """Rectified-flow time ``t`` -> trig-flow angle ``a`` (``tan a = t / (1 - t) = sigma``)."""
-    t = torch.as_tensor(t, dtype=torch.float32)
-    return torch.atan2(t, 1 - t)
 
 
 class MiniSAO(MelTokenModel):
@@ -179,11 +174,7 @@ class MiniSAO(MelTokenModel):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float, text: TextStates) -> torch.Tensor:
         """Rectified-flow velocity ``eps_hat - x0_hat`` for RF latents ``x`` at flow time ``t`` (one DiT call)."""
-        a = trig_angle(t).reshape(-1, 1, 1)
-        c, s = torch.cos(a), torch.sin(a)
-        x_in = x * (c + s)  # x_rf = (x0 cos a + eps sin a) / (cos a + sin a)
-        v = self.forward_v(x_in, a, text)
-        return (s - c) * x_in + (s + c) * v
+        return velocity_from_v(lambda x_in, a: self.forward_v(x_in, a, text), x, t)
 
     @torch.no_grad()
     def velocity(
