@@ -39,6 +39,19 @@ STEPS = 8 if FAST else 25
 SAO_STEPS = 12 if FAST else 25  # mini-SAO is fast; Stable Audio's grid needs a few more steps than mini-flux's
 PROBE_STEPS = 4 if FAST else 12
 
+# Which model runs section 7 (the paper's architecture): the bundled mini model (default; CI), or on a GPU the paper's base model as a
+# backend spec: "stable-audio" (the hub cache), "stable-audio:/path/to/stable-audio-open-1.0", or "tiny:stable-audio" (random weights: the plumbing).
+SAO_BACKEND = os.environ.get("MUSICPROBE_BACKEND", "mini-sao")
+DEVICE = os.environ.get("MUSICPROBE_DEVICE") or None  # "cuda" for a real model; None: the GPU if there is one
+
+# %% [markdown]
+# **With the paper's base model** (`SAO_BACKEND = "stable-audio"` or a local copy of `stable-audio-open-1.0`):
+# section 7 runs MusicKV on Stable Audio Open itself: the Oobleck VAE at 44.1 kHz stereo (the clip is resampled
+# and copied into both channels; the edit's channels are averaged back), T5 and timing conditioning, 24 DiT blocks
+# (probing all of them takes a GPU), and the same deterministic DPM-Solver++ as the reference (the stock pipeline's
+# scheduler adds SDE noise; `DeterministicCosineDPMSolver` removes it there too). The reference's vital layers are
+# blocks 20, 3 and 4.
+
 # %% [markdown]
 # ## 1. Probing: bypass each attention layer and listen to what changes
 #
@@ -194,7 +207,9 @@ for label, r in rows.items():
 # %%
 from musicprobe.editors import musickv_schedule
 
-sao = load("mini-sao")
+from musicprobe.zoo.resolve import model_from_spec
+
+sao = model_from_spec(SAO_BACKEND, device=DEVICE)
 sao_scores = probe_layers(sao, clap, prompts=prompts, seeds=(0,) if FAST else (0, 1), steps=PROBE_STEPS)
 for point, s in sao_scores.ranking()[:5]:
     print(f"{point:<22} {s:.2f}")

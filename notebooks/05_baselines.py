@@ -42,6 +42,17 @@ FAST = os.environ.get("MUSICPROBE_FAST") == "1" or os.environ.get("CI") == "true
 STEPS = 20 if FAST else 50
 SEED = 11
 
+# Which model runs the method: the bundled mini model (default; CI), or on a GPU the paper's base model as a
+# backend spec: "audioldm2" (the hub cache), "audioldm2:/path/to/audioldm2-music", or "tiny:audioldm2" (random weights: the plumbing).
+BACKEND = os.environ.get("MUSICPROBE_BACKEND", "mini-ldm")
+DEVICE = os.environ.get("MUSICPROBE_DEVICE") or None  # "cuda" for a real model; None: the GPU if there is one
+
+# %% [markdown]
+# **With the paper's base model** (`BACKEND = "audioldm2:cvssp/audioldm2-music"` or a local copy): the baselines
+# run on AudioLDM2 with its VAE and HiFi-GAN (the reference's 16 kHz log-mel goes in, 10.24 s window), its CLAP +
+# T5 + GPT-2 conditioning and its own scheduler's timestep spacing; ZETA's reference defaults (200 steps,
+# `T_start` 100, CFG 3 / 12: `ZETAConfig.reference()`) are the ones to start from there.
+
 # %% [markdown]
 # ## 1. The model and a clip with a known target
 #
@@ -52,8 +63,9 @@ from IPython.display import Audio, display
 
 from musicprobe.data import edit_pairs
 from musicprobe.zoo import load
+from musicprobe.zoo.resolve import model_from_spec
 
-ldm, clap = load("mini-ldm"), load("mini-clap")
+ldm, clap = model_from_spec(BACKEND, device=DEVICE), load("mini-clap")
 pair = edit_pairs("instrument")[0]
 source, target, sr = pair.source.audio, pair.target.audio, pair.source.sr
 print(pair.source_prompt, "->", pair.target_prompt)

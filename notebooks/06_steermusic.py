@@ -38,6 +38,17 @@ ITERATIONS = 40 if FAST else 200
 STEPS = 20 if FAST else 50
 SEED = 11
 
+# Which model runs the method: the bundled mini model (default; CI), or on a GPU the paper's base model as a
+# backend spec: "audioldm2" (the hub cache), "audioldm2:/path/to/audioldm2-music", or "tiny:audioldm2" (random weights: the plumbing).
+BACKEND = os.environ.get("MUSICPROBE_BACKEND", "mini-ldm")
+DEVICE = os.environ.get("MUSICPROBE_DEVICE") or None  # "cuda" for a real model; None: the GPU if there is one
+
+# %% [markdown]
+# **With the paper's base model** (`BACKEND = "audioldm2:cvssp/audioldm2-music"`): the DDS loop is the same code on
+# AudioLDM2's latent; start from the reference settings (`SteerMusicConfig.reference()`: 400 iterations, CFG 30,
+# lr 0.02, t from 20), which mini-LDM cannot take (see section 4). The per-word heat map of section 3 reads
+# MiniLM tokens and mini-LDM's latent layout, so it is drawn on mini-LDM only.
+
 # %% [markdown]
 # ## 1. Run SteerMusic and watch the latent move
 
@@ -46,12 +57,16 @@ from IPython.display import Audio, display
 
 from musicprobe.data import edit_pairs
 from musicprobe.editors import SteerMusic, SteerMusicConfig
+from musicprobe.hooks import Probe
 from musicprobe.zoo import load
+from musicprobe.zoo.resolve import model_from_spec
 
-ldm, clap = load("mini-ldm"), load("mini-clap")
+ldm, clap = model_from_spec(BACKEND, device=DEVICE), load("mini-clap")
 pair = edit_pairs("instrument")[0]
 source, target, sr = pair.source.audio, pair.target.audio, pair.source.sr
-words = ["down.1.layer0.cross_attn.hook_pattern"]
+# the first cross-attention to the words (AudioLDM2: its T5 stream, stream2; GPT-2's 8 states are not words)
+words = [next(p for p in Probe.for_model(ldm).points(kind="cross_attn") if "stream" not in p or "stream2" in p)
+         + ".hook_pattern"]
 steer = SteerMusic(ldm, SteerMusicConfig(steps=ITERATIONS, seed=SEED, capture=words), clap=clap)
 result = steer.edit(source, pair.source_prompt, pair.target_prompt, sr=sr, reference=target)
 print(result.label, {k: round(v, 2) for k, v in result.metrics.items()})
@@ -95,12 +110,15 @@ from musicprobe.models.text import _load
 from musicprobe.viz import heatmap
 
 att = result.attention[words[0]][0]  # (queries = H x W latent positions, text tokens)
-h, w = 8, ldm.config.latent_shape[2] // 2  # this block runs at half the latent's resolution
-per_time = att.reshape(h, w, -1).mean(0).T  # (tokens, time)
-tok, _ = _load()
-names = tok.convert_ids_to_tokens(tok(pair.target_prompt)["input_ids"])
-heatmap(per_time[: len(names)], title="target prompt: attention per word over time", x_label="time (latent column)",
-        y_label="token", y_ticks=names)
+if BACKEND == "mini-ldm":  # MiniLM tokens over mini-LDM's (frequency, time) latent; AudioLDM2's is (time, frequency)
+    h, w = 8, ldm.config.latent_shape[2] // 2  # this block runs at half the latent's resolution
+    per_time = att.reshape(h, w, -1).mean(0).T  # (tokens, time)
+    tok, _ = _load()
+    names = tok.convert_ids_to_tokens(tok(pair.target_prompt)["input_ids"])
+    heatmap(per_time[: len(names)], title="target prompt: attention per word over time",
+            x_label="time (latent column)", y_label="token", y_ticks=names).show()
+else:
+    print(f"captured {words[0]}: {att.shape}; the per-word layout above is mini-LDM's")
 
 # %% [markdown]
 # ## 4. Against the baselines, on the same clip

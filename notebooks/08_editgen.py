@@ -42,6 +42,17 @@ FAST = os.environ.get("MUSICPROBE_FAST") == "1" or os.environ.get("CI") == "true
 SEED = 3
 N_PAIRS = 3 if FAST else 8  # prompt pairs of the small comparison at the end
 
+# Which model runs the method: the bundled mini model (default; CI), or on a GPU the paper's base model as a
+# backend spec: "musicgen" (the hub cache), "musicgen:/path/to/musicgen-small", or "tiny:musicgen" (random weights: the plumbing).
+BACKEND = os.environ.get("MUSICPROBE_BACKEND", "mini-musicgen")
+DEVICE = os.environ.get("MUSICPROBE_DEVICE") or None  # "cuda" for a real model; None: the GPU if there is one
+
+# %% [markdown]
+# **With the paper's base model** (`BACKEND = "musicgen"` for `facebook/musicgen-small`, or a local folder): the same
+# cells run on MusicGen with its EnCodec (32 kHz, 4 codebooks at 50 frames per second), T5 text states and the
+# same token loop (common random numbers across the rows; greedy decoding matches the stock `generate` exactly).
+# Words map to T5's tokens, which have no leading special token. 10 s take 500 steps: a GPU.
+
 # %% [markdown]
 # ## 1. Generate, and look at each word's attention over time
 #
@@ -54,8 +65,9 @@ from IPython.display import Audio, display
 
 from musicprobe.editors.editgen import EditGen, EditGenConfig
 from musicprobe.zoo import load
+from musicprobe.zoo.resolve import model_from_spec
 
-mg, clap = load("mini-musicgen"), load("mini-clap")
+mg, clap = model_from_spec(BACKEND, device=DEVICE), load("mini-clap")
 editgen = EditGen(mg, EditGenConfig(seed=SEED), clap=clap)
 source_prompt = "a calm pop piece with piano playing the melody"
 maps = editgen.word_maps(source_prompt)

@@ -60,7 +60,8 @@ def test_rows_of_prompts_with_different_t5_lengths_batch_like_one_at_a_time(ldm2
 
 def test_log_mel_follows_the_reference(ldm2):
     floor = float(np.log(1e-5))
-    quiet, loud = ldm2.log_mel(_tone(16000, amp=0.05, freq=1000.0)), ldm2.log_mel(_tone(16000, amp=0.8, freq=1000.0))
+    quiet = ldm2.reference_mel(_tone(16000, amp=0.05, freq=1000.0))
+    loud = ldm2.reference_mel(_tone(16000, amp=0.8, freq=1000.0))
     torch.testing.assert_close(quiet, loud, atol=1e-4, rtol=0)  # peak-normalised to 0.5 as wav2fbank
     assert quiet.shape == (128, 64)
     import librosa
@@ -68,7 +69,7 @@ def test_log_mel_follows_the_reference(ldm2):
     centres = librosa.mel_frequencies(66, fmin=0.0, fmax=8000.0)[1:-1]
     assert abs(centres[int(quiet[10:90].mean(0).argmax())] - 1000.0) < 80.0  # the tone's band is the loudest
     assert torch.all(quiet[104:] == floor)  # past the 1 s clip (and the STFT frame reaching into it): the log floor
-    assert torch.all(ldm2.log_mel(np.zeros(16000, dtype=np.float32)) == floor)
+    assert torch.all(ldm2.reference_mel(np.zeros(16000, dtype=np.float32)) == floor)
 
 
 def test_capturing_both_cross_attention_streams_keeps_the_output(ldm2):
@@ -127,3 +128,11 @@ def test_cli_edits_with_a_backend_model(tmp_path, capsys):
     rc = main(["edit", "sdedit", str(src), "--source-prompt", PROMPT, "--target-prompt", PROMPT,
                "--model", "tiny:stable-audio", "--out", str(tmp_path / "x.wav")])
     assert rc != 0 and "is a flow model; this command needs an epsilon model" in capsys.readouterr().err
+
+
+def test_inversion_error_curves_on_the_pipeline(ldm2):
+    from musicprobe.inversion import reconstruct
+
+    trace = reconstruct(ldm2, _tone(16000), PROMPT, sr=16000, solver="ddim", steps=5, audio_metrics=False)
+    assert trace.metrics["mel_mse"] >= 0 and len(trace.drift()) == 6
+    assert ldm2.log_mel(ldm2.noise(0)).shape == (64, 128)  # the VAE's mel, bands x frames

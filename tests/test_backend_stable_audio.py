@@ -197,3 +197,30 @@ def test_bench_backends_reports_time_memory_and_what_reduction_saves():
     assert row["seconds_per_edit"] > 0 and row["peak_memory_mb"] >= 0
     sizes = row["capture_bytes"]
     assert 0 < sizes["reduced"] * 10 < sizes["all_heads_every_step"]
+
+
+def test_inversion_error_curves_on_the_pipeline(sao):
+    from musicprobe.inversion import reconstruct
+
+    trace = reconstruct(sao, _tone(sao.sr), PROMPT, sr=sao.sr, solver="dpmpp-2m", steps=6, audio_metrics=False)
+    assert trace.metrics["mel_mse"] >= 0 and len(trace.drift()) == 7
+
+
+def test_a_capture_that_grows_too_large_warns_once(sao, monkeypatch):
+    from musicprobe.hooks.cache import ActivationCache
+
+    monkeypatch.setattr(ActivationCache, "warn_bytes", 10_000)
+    probe = Probe.for_model(sao)
+    x = sao.noise(0)
+    with (pytest.warns(UserWarning, match="heads='mean', reduce_steps=True") as record,
+          probe.capture(["blocks.0.self_attn.hook_pattern"], heads="all") as cache):
+        for i in range(4):
+            with probe.at_step(i):
+                sao.velocity(x, 0.9 - 0.1 * i, PROMPT, guidance=3.0)
+    assert cache.nbytes > 10_000 and sum("GiB on the CPU" in str(w.message) for w in record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with probe.capture(["blocks.0.self_attn.hook_pattern"], heads="mean", reduce_steps=True):
+            for i in range(4):
+                with probe.at_step(i):
+                    sao.velocity(x, 0.9 - 0.1 * i, PROMPT, guidance=3.0)

@@ -27,14 +27,35 @@ class _Running:
 
 
 class ActivationCache:
-    """Captured tensors on CPU. ``cache[name]`` returns the only entry, the running mean, or raises if ambiguous."""
+    """Captured tensors on CPU. ``cache[name]`` returns the only entry, the running mean, or raises if ambiguous.
+
+    A capture that grows past ``warn_bytes`` (2 GiB; attention maps of a real model at 10 s get there in a few
+    steps) warns once, naming the ways to keep it bounded.
+    """
+
+    warn_bytes: int = 2 * 2**30
 
     def __init__(self) -> None:
         self._data: dict[CacheKey, torch.Tensor] = {}
         self._running: dict[tuple[str, str], _Running] = {}
+        self._bytes = 0
+        self._warned = False
 
     def add(self, key: CacheKey, value: torch.Tensor) -> None:
+        old = self._data.get(key)
+        self._bytes += value.numel() * value.element_size() - (0 if old is None else old.numel() * old.element_size())
         self._data[key] = value
+        if self._bytes > self.warn_bytes and not self._warned:
+            import warnings
+
+            self._warned = True
+            warnings.warn(
+                f"captured activations hold {self._bytes / 2**30:.1f} GiB on the CPU and grow with every step "
+                f"(latest: {key.name} {tuple(value.shape)}); keep a capture bounded with heads='mean', "
+                "reduce_steps=True, steps=[...] or fewer names (Probe.estimate_capture_bytes gives the size before "
+                "a run)",
+                stacklevel=3,
+            )
 
     def accumulate(self, name: str, branch: str, value: torch.Tensor) -> None:
         slot = (name, branch)

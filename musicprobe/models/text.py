@@ -13,37 +13,20 @@ from functools import lru_cache
 import torch
 
 from musicprobe.errors import ConfigError
+from musicprobe.models.prompt_rows import PromptRows
 
 TEXT_DIM = 384
 MAX_TOKENS = 24
 
 
 @dataclass
-class TextStates:
+class TextStates(PromptRows):
     """Encoded prompts: ``tokens`` (B, L, 384), ``mask`` (B, L) and ``pooled`` (B, 384)."""
 
     tokens: torch.Tensor
     mask: torch.Tensor
     pooled: torch.Tensor
 
-    def __len__(self) -> int:
-        return self.tokens.shape[0]
-
-    def select(self, idx) -> TextStates:
-        return TextStates(self.tokens[idx], self.mask[idx], self.pooled[idx])
-
-    def rows(self, batch: int) -> TextStates:
-        """These states for a batch of ``batch`` rows (one prompt is repeated; otherwise the counts must agree)."""
-        if len(self) == batch:
-            return self
-        if len(self) != 1:
-            raise ConfigError(f"got {len(self)} prompts for a batch of {batch}")
-        fields = (self.tokens, self.mask, self.pooled)
-        return TextStates(*(f.expand(batch, *f.shape[1:]) for f in fields))
-
-    @staticmethod
-    def cat(parts: list[TextStates]) -> TextStates:
-        return TextStates(*(torch.cat([getattr(p, f) for p in parts]) for f in ("tokens", "mask", "pooled")))
 
 
 def minilm_path() -> str:

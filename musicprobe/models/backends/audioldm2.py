@@ -24,7 +24,6 @@ What runs where:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +32,11 @@ import torch
 
 from musicprobe.errors import ConfigError
 from musicprobe.models.backends.base import PipelineBackend
+from musicprobe.models.prompt_rows import PromptRows
 
 
 @dataclass
-class LDM2Conditioning:
+class LDM2Conditioning(PromptRows):
     """Prompt states of AudioLDM2, with the pipeline's unconditional row of each prompt kept beside it.
 
     ``t5`` (B, L, d) and ``mask`` (B, L): the second cross-attention stream; ``gpt`` (B, 8, d'): the first;
@@ -47,46 +47,10 @@ class LDM2Conditioning:
     gpt: torch.Tensor
     uncond: LDM2Conditioning | None = None
 
-    def __len__(self) -> int:
-        return int(self.t5.shape[0])
-
-    def select(self, idx) -> LDM2Conditioning:
-        """Rows ``idx`` (a slice), with their unconditional rows."""
-        un = self.uncond.select(idx) if self.uncond is not None else None
-        return LDM2Conditioning(self.t5[idx], self.mask[idx], self.gpt[idx], un)
-
-    def rows(self, b: int) -> LDM2Conditioning:
-        n = self.t5.shape[0]
-        if n == b:
-            return self
-        if n != 1:
-            raise ConfigError(f"prompt states have {n} rows for a batch of {b}: give one prompt or one per row")
-        un = self.uncond.rows(b) if self.uncond is not None else None
-        return LDM2Conditioning(self.t5.expand(b, -1, -1), self.mask.expand(b, -1), self.gpt.expand(b, -1, -1), un)
-
     def unconditional(self) -> LDM2Conditioning:
         if self.uncond is None:
             raise ConfigError("these prompt states have no unconditional branch")
         return self.uncond
-
-    @staticmethod
-    def cat(parts: Sequence[LDM2Conditioning]) -> LDM2Conditioning:
-        """Rows of ``parts`` in order; T5 sequences padded to the longest (masked)."""
-        length = max(p.t5.shape[1] for p in parts)
-
-        def pad(p: LDM2Conditioning) -> tuple[torch.Tensor, torch.Tensor]:
-            extra = length - p.t5.shape[1]
-            if extra == 0:
-                return p.t5, p.mask
-            t5 = torch.nn.functional.pad(p.t5, (0, 0, 0, extra))
-            return t5, torch.nn.functional.pad(p.mask, (0, extra))
-
-        padded = [pad(p) for p in parts]
-        uncond = None
-        if all(p.uncond is not None for p in parts):
-            uncond = LDM2Conditioning.cat([p.uncond for p in parts])
-        return LDM2Conditioning(torch.cat([t for t, _ in padded]), torch.cat([m for _, m in padded]),
-                                torch.cat([p.gpt for p in parts]), uncond)
 
 
 class AudioLDM2Codec:
@@ -124,7 +88,7 @@ class AudioLDM2Codec:
     def n_samples(self) -> int:
         return int(round(self.seconds * self.sr))
 
-    def log_mel(self, audio: np.ndarray) -> torch.Tensor:
+    def reference_mel(self, audio: np.ndarray) -> torch.Tensor:
         """The reference's log-mel of mono audio at ``sr``: ``(frames, n_mels)`` over the window."""
         import librosa
 
@@ -150,17 +114,21 @@ class AudioLDM2Codec:
     def vae_latent(self, audio: np.ndarray, sr: int) -> torch.Tensor:
         """Mono audio at ``sr`` (= the vocoder's rate) -> VAE latent ``(1, C, frames / f, n_mels / f)``, scaled."""
         self.check_rate(sr)
-        mel = self.log_mel(audio)[None, None].to(self.device, self.dtype)
+        mel = self.reference_mel(audio)[None, None].to(self.device, self.dtype)
         z = self.pipe.vae.encode(mel).latent_dist.mean
         return (z * self.pipe.vae.config.scaling_factor).float()
 
     @torch.no_grad()
-    def vae_audio(self, latent: torch.Tensor) -> np.ndarray:
-        """VAE latent -> mel -> HiFi-GAN -> mono audio over the window."""
+    def vae_mel(self, latent: torch.Tensor) -> torch.Tensor:
+        """VAE latent -> the VAE's log-mel ``(1, frames, n_mels)``."""
         z = latent if latent.ndim == 4 else latent[None]
         z = (z / self.pipe.vae.config.scaling_factor).to(self.device, self.dtype)
-        mel = self.pipe.vae.decode(z).sample[:, 0]
-        wave = self.pipe.vocoder(mel)[0].float().cpu()
+        return self.pipe.vae.decode(z).sample[:, 0]
+
+    @torch.no_grad()
+    def vae_audio(self, latent: torch.Tensor) -> np.ndarray:
+        """VAE latent -> mel -> HiFi-GAN -> mono audio over the window."""
+        wave = self.pipe.vocoder(self.vae_mel(latent))[0].float().cpu()
         return wave[: self.n_samples].numpy().astype(np.float32)
 
     def latent_noise(self, seed: int, batch: int, channels: int) -> torch.Tensor:
@@ -185,7 +153,6 @@ class AudioLDM2Backend(AudioLDM2Codec, PipelineBackend):
         self.seconds = float(default if seconds is None else seconds)
         if self.seconds < 0.5:
             raise ConfigError(f"seconds must be at least 0.5, got {seconds}")
-        self._prompts: dict[str, LDM2Conditioning] = {}
 
     @property
     def max_text_tokens(self) -> int:
@@ -210,6 +177,10 @@ class AudioLDM2Backend(AudioLDM2Codec, PipelineBackend):
     def decode(self, latent: torch.Tensor) -> np.ndarray:
         return self.vae_audio(latent)
 
+    def log_mel(self, latent: torch.Tensor) -> np.ndarray:
+        """Latent -> natural-log mel ``(n_mels, frames)`` (the VAE's; what the vocoder decodes)."""
+        return self.vae_mel(latent)[0].T.float().cpu().numpy()
+
     def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
         return self.latent_noise(seed, batch, int(self.pipe.unet.config.in_channels))
 
@@ -222,18 +193,10 @@ class AudioLDM2Backend(AudioLDM2Codec, PipelineBackend):
         return sched.timesteps.cpu().numpy().astype(np.int64)
 
     # ---- text ---------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode_prompt(self, prompts: str | Sequence[str]) -> LDM2Conditioning:
-        """The pipeline's conditioning of ``prompts`` (one row each, with their unconditional rows; cached)."""
-        if isinstance(prompts, LDM2Conditioning):
-            return prompts
-        items = [prompts] if isinstance(prompts, str) else list(prompts)
-        for p in dict.fromkeys(items):
-            if p not in self._prompts:
-                t5, mask, gpt = self.pipe.encode_prompt(p, self.device, 1, True)
-                un = LDM2Conditioning(t5[:1], mask[:1], gpt[:1])
-                self._prompts[p] = LDM2Conditioning(t5[1:], mask[1:], gpt[1:], un)
-        return LDM2Conditioning.cat([self._prompts[p] for p in items])
+    def encode_one(self, prompt: str) -> LDM2Conditioning:
+        """The pipeline's conditioning of one prompt, with its unconditional row."""
+        t5, mask, gpt = self.pipe.encode_prompt(prompt, self.device, 1, True)
+        return LDM2Conditioning(t5[1:], mask[1:], gpt[1:], LDM2Conditioning(t5[:1], mask[:1], gpt[:1]))
 
     # ---- the network ----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: int, states: LDM2Conditioning) -> torch.Tensor:

@@ -10,6 +10,7 @@ the VAE) and the shared sampler layer walks them.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +20,7 @@ import torch
 
 from musicprobe.device import pick_device, pick_dtype
 from musicprobe.errors import AudioError, MusicProbeError
+from musicprobe.models.prompt_rows import PromptRows
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,32 @@ class BackendConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class PartsPipeline:
+    """A model's parts held as one pipeline where the library publishes none (MusicGen's model and tokenizer,
+    FluxMusic's seven parts): ``components``, ``device``, ``dtype`` and ``to`` as a diffusers pipeline has them.
+    A subclass names its ``parts`` (attribute names; the first is a network)."""
+
+    parts: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self.parts}
+
+    @property
+    def device(self) -> torch.device:
+        return next(getattr(self, self.parts[0]).parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(getattr(self, self.parts[0]).parameters()).dtype
+
+    def to(self, device: torch.device, dtype: torch.dtype):
+        for part in self.components.values():
+            if isinstance(part, torch.nn.Module):
+                part.to(device=device, dtype=dtype)
+        return self
 
 
 class PipelineBackend:
@@ -55,6 +83,7 @@ class PipelineBackend:
         self.pipe = pipe
         for module in self.modules():
             module.eval()  # config-built and loaded modules can otherwise keep dropout active
+        self._prompts: dict[Hashable, Any] = {}
         self.meta = {"name": f"{self.label} ({source})", "source": str(source), "train_steps": None}
         self.config = BackendConfig(self.kind, str(source), str(self.device), str(self.dtype).replace("torch.", ""),
                                     self.max_text_tokens)
@@ -83,6 +112,27 @@ class PipelineBackend:
                 f"musicprobe.models.backends.tiny_pipeline({cls.kind!r})"
             ) from exc
         return cls(pipe, source=source, device=dev, dtype=torch_dtype, **kwargs)
+
+    # ---- prompts ------------------------------------------------------------------------------------------
+    def encode_one(self, prompt: str) -> PromptRows:
+        """One prompt's states (one row), as the pipeline computes them."""
+        raise NotImplementedError
+
+    def prompt_key(self, prompt: str) -> Hashable:
+        """What a prompt's cached states depend on besides the weights (Stable Audio: also the duration)."""
+        return prompt
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: str | Sequence[str] | PromptRows) -> PromptRows:
+        """The states of ``prompts``, one row each (each prompt encoded once and cached)."""
+        if isinstance(prompts, PromptRows):
+            return prompts
+        items = [prompts] if isinstance(prompts, str) else list(prompts)
+        for p in dict.fromkeys(items):
+            if self.prompt_key(p) not in self._prompts:
+                self._prompts[self.prompt_key(p)] = self.encode_one(p)
+        parts = [self._prompts[self.prompt_key(p)] for p in items]
+        return type(parts[0]).cat(parts)
 
     # ---- shared members -----------------------------------------------------------------------------------
     @property

@@ -27,7 +27,8 @@ import torch
 
 from musicprobe.errors import ConfigError, MusicProbeError, check_known
 from musicprobe.models.backends.audioldm2 import AudioLDM2Codec
-from musicprobe.models.backends.base import PipelineBackend
+from musicprobe.models.backends.base import PartsPipeline, PipelineBackend
+from musicprobe.models.prompt_rows import PromptRows
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ def load_fluxmusic_checkpoint(path: str | Path, version: str | None = None, dtyp
 NEGATIVE_PROMPT = "low quality, gentle"  # FluxMusic's sample.py
 
 
-class FluxMusicPipeline:
+class FluxMusicPipeline(PartsPipeline):
     """FluxMusic's parts as one unit (FluxMusic ships no diffusers pipeline): the converted transformer,
     AudioLDM2's mel VAE and HiFi-GAN, T5 (token states) and CLAP's text tower (pooled vector), with tokenizers.
 
@@ -240,25 +241,6 @@ class FluxMusicPipeline:
         self.transformer, self.vae, self.vocoder = transformer, vae, vocoder
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
         self.clap, self.clap_tokenizer = clap, clap_tokenizer
-
-    @property
-    def components(self) -> dict[str, Any]:
-        return {p: getattr(self, p) for p in self.parts}
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.transformer.parameters()).dtype
-
-    def to(self, device: torch.device, dtype: torch.dtype) -> FluxMusicPipeline:
-        for p in self.parts:
-            part = getattr(self, p)
-            if isinstance(part, torch.nn.Module):
-                part.to(device=device, dtype=dtype)
-        return self
 
     @classmethod
     def from_parts(cls, checkpoint: str | Path, *, version: str | FluxMusicVersion | None = None,
@@ -312,28 +294,11 @@ class FluxMusicPipeline:
 
 
 @dataclass
-class FluxMusicText:
+class FluxMusicText(PromptRows):
     """T5 token states ``(B, L, 4096)`` and CLAP's pooled text ``(B, 768)``."""
 
     tokens: torch.Tensor
     pooled: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.tokens.shape[0])
-
-    def select(self, idx) -> FluxMusicText:
-        return FluxMusicText(self.tokens[idx], self.pooled[idx])
-
-    def rows(self, b: int) -> FluxMusicText:
-        if len(self) == b:
-            return self
-        if len(self) != 1:
-            raise ConfigError(f"got {len(self)} prompts for a batch of {b}")
-        return FluxMusicText(self.tokens.expand(b, -1, -1), self.pooled.expand(b, -1))
-
-    @staticmethod
-    def cat(parts: list[FluxMusicText]) -> FluxMusicText:
-        return FluxMusicText(torch.cat([p.tokens for p in parts]), torch.cat([p.pooled for p in parts]))
 
 
 class FluxMusicBackend(AudioLDM2Codec, PipelineBackend):
@@ -360,7 +325,6 @@ class FluxMusicBackend(AudioLDM2Codec, PipelineBackend):
             raise ConfigError(f"seconds must be at least 0.5, got {seconds}")
         self.seconds = float(seconds)
         self.negative = negative
-        self._prompts: dict[str, FluxMusicText] = {}
 
     @property
     def denoiser(self) -> torch.nn.Module:
@@ -393,25 +357,23 @@ class FluxMusicBackend(AudioLDM2Codec, PipelineBackend):
         x = latent if latent.ndim == 3 else latent[None]
         return self.vae_audio(self.unpatchify(x))
 
+    def log_mel(self, latent: torch.Tensor):
+        """Latent tokens -> natural-log mel ``(n_mels, frames)`` (the VAE's)."""
+        x = latent if latent.ndim == 3 else latent[None]
+        return self.vae_mel(self.unpatchify(x))[0].T.float().cpu().numpy()
+
     def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
         h, w = self.grid
         return torch.randn(batch, h * w, self.channels * 4, generator=self.generator(seed)).to(self.device)
 
-    @torch.no_grad()
-    def encode_prompt(self, prompts) -> FluxMusicText:
-        if isinstance(prompts, FluxMusicText):
-            return prompts
-        items = [prompts] if isinstance(prompts, str) else list(prompts)
-        for p in dict.fromkeys(items):
-            if p not in self._prompts:
-                t5 = self.pipe.tokenizer(p, padding="max_length", truncation=True, return_tensors="pt",
-                                         max_length=self.pipe.tokenizer.model_max_length)
-                tokens = self.pipe.text_encoder(t5.input_ids.to(self.device)).last_hidden_state
-                ct = self.pipe.clap_tokenizer(p, padding="max_length", truncation=True, return_tensors="pt",
-                                              max_length=self.pipe.clap_tokenizer.model_max_length)
-                pooled = self.pipe.clap(ct.input_ids.to(self.device)).pooler_output
-                self._prompts[p] = FluxMusicText(tokens, pooled)
-        return FluxMusicText.cat([self._prompts[p] for p in items])
+    def encode_one(self, prompt: str) -> FluxMusicText:
+        """T5 states (padded to the tokenizer's length) and CLAP's pooled text of one prompt."""
+        t5 = self.pipe.tokenizer(prompt, padding="max_length", truncation=True, return_tensors="pt",
+                                 max_length=self.pipe.tokenizer.model_max_length)
+        tokens = self.pipe.text_encoder(t5.input_ids.to(self.device)).last_hidden_state
+        ct = self.pipe.clap_tokenizer(prompt, padding="max_length", truncation=True, return_tensors="pt",
+                                      max_length=self.pipe.clap_tokenizer.model_max_length)
+        return FluxMusicText(tokens, self.pipe.clap(ct.input_ids.to(self.device)).pooler_output)
 
     def ids(self, n_text: int) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = self.grid

@@ -18,7 +18,6 @@ What runs where:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,15 @@ import numpy as np
 import torch
 
 from musicprobe.errors import ConfigError
-from musicprobe.models.backends.base import PipelineBackend
+from musicprobe.models.backends.base import PartsPipeline, PipelineBackend
 from musicprobe.models.delay import Stepper, TokenLoop, TokenSampling
+from musicprobe.models.prompt_rows import PromptRows
 
 
-class MusicGenPipeline:
+class MusicGenPipeline(PartsPipeline):
     """The model and its T5 tokenizer as one loadable unit (what a diffusers pipeline is to the other backends)."""
+
+    parts = ("model", "tokenizer")
 
     def __init__(self, model: Any, tokenizer: Any):
         self.model = model
@@ -49,53 +51,17 @@ class MusicGenPipeline:
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
 
-    @property
-    def components(self) -> dict[str, Any]:
-        return {"model": self.model, "tokenizer": self.tokenizer}
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    def to(self, device: torch.device, dtype: torch.dtype) -> MusicGenPipeline:
-        self.model.to(device=device, dtype=dtype)
-        return self
-
 
 @dataclass
-class MusicGenText:
+class MusicGenText(PromptRows):
     """Decoder-ready text states ``(B, L, d)`` (projected and masked) and their mask ``(B, L)``."""
 
     states: torch.Tensor
     mask: torch.Tensor
 
-    def __len__(self) -> int:
-        return int(self.states.shape[0])
-
-    def select(self, idx) -> MusicGenText:
-        return MusicGenText(self.states[idx], self.mask[idx])
-
-    def rows(self, b: int) -> MusicGenText:
-        if len(self) == b:
-            return self
-        if len(self) != 1:
-            raise ConfigError(f"got {len(self)} prompts for a batch of {b}")
-        return MusicGenText(self.states.expand(b, -1, -1), self.mask.expand(b, -1))
-
     def null(self) -> MusicGenText:
         """MusicGen's unconditional rows: zero states, zero mask."""
         return MusicGenText(torch.zeros_like(self.states), torch.zeros_like(self.mask))
-
-    @staticmethod
-    def cat(parts: Sequence[MusicGenText]) -> MusicGenText:
-        length = max(p.states.shape[1] for p in parts)
-        pad = [(torch.nn.functional.pad(p.states, (0, 0, 0, length - p.states.shape[1])),
-                torch.nn.functional.pad(p.mask, (0, length - p.mask.shape[1]))) for p in parts]
-        return MusicGenText(torch.cat([s for s, _ in pad]), torch.cat([m for _, m in pad]))
 
 
 class MusicGenBackend(TokenLoop, PipelineBackend):
@@ -114,7 +80,6 @@ class MusicGenBackend(TokenLoop, PipelineBackend):
             raise ConfigError(f"seconds must be positive, got {seconds}")
         self.seconds = float(seconds)
         self.sampling = TokenSampling()
-        self._prompts: dict[str, MusicGenText] = {}
 
     @property
     def model(self) -> Any:
@@ -172,17 +137,8 @@ class MusicGenBackend(TokenLoop, PipelineBackend):
         return out[0, 0].float().cpu().numpy()
 
     # ---- text ---------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode_prompt(self, prompts: str | Sequence[str]) -> MusicGenText:
-        if isinstance(prompts, MusicGenText):
-            return prompts
-        items = [prompts] if isinstance(prompts, str) else list(prompts)
-        for p in dict.fromkeys(items):
-            if p not in self._prompts:
-                self._prompts[p] = self._encode_one(p)
-        return MusicGenText.cat([self._prompts[p] for p in items])
-
-    def _encode_one(self, prompt: str) -> MusicGenText:
+    def encode_one(self, prompt: str) -> MusicGenText:
+        """T5 states of one prompt, projected and masked as the stock forward."""
         tok = self.tokenizer(prompt, return_tensors="pt", truncation=True,
                              max_length=self.max_text_tokens or None)
         ids, mask = tok.input_ids.to(self.device), tok.attention_mask.to(self.device)

@@ -25,7 +25,6 @@ What runs where:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +33,7 @@ from diffusers import CosineDPMSolverMultistepScheduler
 
 from musicprobe.errors import ConfigError
 from musicprobe.models.backends.base import PipelineBackend
+from musicprobe.models.prompt_rows import PromptRows
 from musicprobe.models.trigflow import sigma_to_time, velocity_from_v
 
 
@@ -67,34 +67,16 @@ class DeterministicCosineDPMSolver(CosineDPMSolverMultistepScheduler):
 
 
 @dataclass
-class SAOConditioning:
+class SAOConditioning(PromptRows):
     """Prompt states of Stable Audio: cross-attention tokens ``[text ; start ; end]`` (B, n, d) and the global
     states ``[start | end]`` (B, 1, 2d)."""
 
     cross: torch.Tensor
     global_states: torch.Tensor
 
-    def __len__(self) -> int:
-        return int(self.cross.shape[0])
-
-    def select(self, idx) -> SAOConditioning:
-        return SAOConditioning(self.cross[idx], self.global_states[idx])
-
-    def rows(self, b: int) -> SAOConditioning:
-        n = self.cross.shape[0]
-        if n == b:
-            return self
-        if n != 1:
-            raise ConfigError(f"prompt states have {n} rows for a batch of {b}: give one prompt or one per row")
-        return SAOConditioning(self.cross.expand(b, -1, -1), self.global_states.expand(b, -1, -1))
-
     def unconditional(self) -> SAOConditioning:
         """The pipeline's unconditional branch without a negative prompt: zero tokens, the same global token."""
         return SAOConditioning(torch.zeros_like(self.cross), self.global_states)
-
-    @staticmethod
-    def cat(parts: Sequence[SAOConditioning]) -> SAOConditioning:
-        return SAOConditioning(torch.cat([p.cross for p in parts]), torch.cat([p.global_states for p in parts]))
 
 
 class StableAudioBackend(PipelineBackend):
@@ -113,7 +95,6 @@ class StableAudioBackend(PipelineBackend):
         self.seconds = self.window_seconds if seconds is None else float(seconds)
         if not 0 < self.seconds <= self.window_seconds + 1e-6:
             raise ConfigError(f"seconds must be in (0, {self.window_seconds:.2f}], got {seconds}")
-        self._prompts: dict[tuple[str, float], SAOConditioning] = {}
 
     # ---- the audio window -----------------------------------------------------------------------------------
     @property
@@ -158,22 +139,22 @@ class StableAudioBackend(PipelineBackend):
         """Latent -> mono audio (the channels averaged)."""
         return self.decode_channels(latent).mean(axis=0).astype(np.float32)
 
+    def log_mel(self, latent: torch.Tensor) -> np.ndarray:
+        """Latent -> natural-log mel ``(64, frames)`` of the decoded mono audio (Stable Audio has no mel; the
+        inversion error curves compare these)."""
+        from musicprobe.audio.features import MelConfig, log_mel
+
+        return log_mel(self.decode(latent), MelConfig(sr=self.sr, n_fft=2048, hop_length=512, fmax=self.sr / 2))
+
     def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
         shape = (batch, int(self.pipe.transformer.config.in_channels), self.frames)
         return torch.randn(shape, generator=self.generator(seed)).to(self.device)
 
-    @torch.no_grad()
-    def encode_prompt(self, prompts: str | Sequence[str]) -> SAOConditioning:
-        """Text and timing states of ``prompts`` (one row each; cached per prompt and duration)."""
-        if isinstance(prompts, SAOConditioning):
-            return prompts
-        items = [prompts] if isinstance(prompts, str) else list(prompts)
-        missing = [p for p in dict.fromkeys(items) if (p, self.seconds) not in self._prompts]
-        for p in missing:
-            self._prompts[(p, self.seconds)] = self._encode_one(p)
-        return SAOConditioning.cat([self._prompts[(p, self.seconds)] for p in items])
+    def prompt_key(self, prompt: str) -> tuple[str, float]:
+        return prompt, self.seconds
 
-    def _encode_one(self, prompt: str) -> SAOConditioning:
+    def encode_one(self, prompt: str) -> SAOConditioning:
+        """Text and timing states of one prompt (``seconds``: the duration conditioning)."""
         pipe = self.pipe
         tok = pipe.tokenizer(prompt, padding="max_length", max_length=pipe.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt")
@@ -185,9 +166,6 @@ class StableAudioBackend(PipelineBackend):
                                     end_seconds=torch.tensor([self.seconds], device=self.device))
         s, e = dur.seconds_start_hidden_states, dur.seconds_end_hidden_states
         return SAOConditioning(torch.cat([text, s, e], dim=1), torch.cat([s, e], dim=2))
-
-    def _states(self, prompt) -> SAOConditioning:
-        return prompt if isinstance(prompt, SAOConditioning) else self.encode_prompt(prompt)
 
     def predict_v(self, x_in: torch.Tensor, angle: torch.Tensor, states: SAOConditioning) -> torch.Tensor:
         """The DiT's v-prediction for scaled inputs ``x_in`` (B, C, frames) at trig angle ``angle`` (one call)."""
@@ -216,10 +194,10 @@ class StableAudioBackend(PipelineBackend):
         """Velocity with the pipeline's classifier-free guidance (``[uncond ; cond]`` in one call; on v, which is
         the same: the conversion is affine in v). ``negative=None``: the pipeline's zero unconditional tokens."""
         b = x.shape[0]
-        cond = self._states(prompt).rows(b)
+        cond = self.encode_prompt(prompt).rows(b)
         if guidance == 1.0:
             return self.forward(x, t, cond)
-        uncond = cond.unconditional() if negative is None else self._states(negative).rows(b)
+        uncond = cond.unconditional() if negative is None else self.encode_prompt(negative).rows(b)
         out_u, out_c = self.forward(torch.cat([x, x]), t, SAOConditioning.cat([uncond, cond])).chunk(2)
         return out_u + guidance * (out_c - out_u)
 
