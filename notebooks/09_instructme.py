@@ -36,6 +36,10 @@
 # the instruction in a little over half of the held-out edits (add, extract and remix most often, replace almost
 # never) and keep what the instruction leaves alone. Two of the paper's three parts do not show their effect at
 # this scale: section 5 measures all of it.
+#
+# **No real base model here.** Unlike the other methods, InstructME has no public weights or code, so there is
+# no backend to switch to: the paper's model (an in-house latent diffusion editor) cannot be loaded, and
+# mini-InstructME is this notebook's only model.
 
 # %% tags=["parameters"]
 # Parameters (papermill-style). CI sets MUSICPROBE_FAST=1 / CI=true to use the fast setting.

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from musicprobe.editors.base import Editor
+from musicprobe.errors import check_known
 
 
 def _rss() -> int:
@@ -56,7 +57,7 @@ def peak_memory(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float
     return out, seconds, max(0, max(peak[0], _rss()) - start)
 
 
-def _editor(kind: str, backend) -> Editor:
+def backend_editor(kind: str, backend) -> Editor:
     """The paper's method on each backend, at a few steps (the plumbing, not the quality, is measured)."""
     from musicprobe.editors.editgen import EditGen, EditGenConfig
     from musicprobe.editors.musickv import MusicKV, MusicKVConfig
@@ -64,7 +65,8 @@ def _editor(kind: str, backend) -> Editor:
     from musicprobe.editors.steermusic import SteerMusic, SteerMusicConfig
 
     if kind == "stable-audio":
-        return MusicKV(backend, MusicKVConfig(layers=["blocks.1.self_attn"], steps=8), clap=None)
+        cfg = MusicKVConfig(layers=["blocks.1.self_attn"], steps=8, solver="dpmpp-2m")  # the reference's sampler
+        return MusicKV(backend, cfg, clap=None)
     if kind == "audioldm2":
         return SteerMusic(backend, SteerMusicConfig(steps=8), clap=None)
     if kind == "musicgen":
@@ -76,17 +78,31 @@ def _attention_point(editor: Editor) -> str:
     return editor.probe.points(kind="attention")[-1]
 
 
-def backends_report(kinds: tuple[str, ...] | None = None, device=None) -> dict:
+def backends_report(kinds: tuple[str, ...] | None = None, device=None, source: str | None = None) -> dict:
     """Per backend: seconds (warm) and peak memory (cold) of one edit of a 0.6 s tone, and the bytes an attention
     capture of one layer holds over the edit (after recording the source) with every head and row at every step vs
-    reduced (mean over heads and steps, conditional rows)."""
+    reduced (mean over heads and steps, conditional rows).
+
+    ``source`` (``KIND:FOLDER_OR_HUB_ID``): one backend at that real architecture with random weights
+    (:func:`~musicprobe.models.backends.shapes.random_pipeline`: config files only), on ``device`` (the GPU if any).
+    """
     from musicprobe.models.backends import BACKENDS, tiny_backend
+    from musicprobe.models.backends.shapes import random_pipeline
+
+    if source is not None:
+        kind, _, where = source.partition(":")
+        check_known("backend", kind, BACKENDS)
+        kinds = (kind,)
 
     out = {}
     for kind in kinds or tuple(BACKENDS):
         kw = {"seconds": 0.8} if kind in ("musicgen", "fluxmusic", "audioldm2") else {}
-        backend = tiny_backend(kind, device=device, **kw)
-        editor = _editor(kind, backend)
+        if source is None:
+            backend = tiny_backend(kind, device=device, **kw)
+        else:
+            backend = BACKENDS[kind](random_pipeline(kind, where), source=f"{where} (random weights)", device=device,
+                                     **kw)
+        editor = backend_editor(kind, backend)
         sr = backend.sr
         audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(0.6 * sr)) / sr)).astype(np.float32)
         prompts = ("a calm piano melody", "a calm flute melody")
@@ -97,12 +113,12 @@ def backends_report(kinds: tuple[str, ...] | None = None, device=None) -> dict:
         _, _, peak = peak_memory(one_edit, backend.device)  # cold
         res, seconds, _ = peak_memory(one_edit, backend.device)
         point = f"{_attention_point(editor)}.hook_pattern"
-        source = editor.record_source(audio, prompts[0], sr=sr)
+        recorded = editor.record_source(audio, prompts[0], sr=sr)
         sizes = {}
         for label, cap in (("all_heads_every_step", {"heads": "all"}),
                            ("reduced", {"heads": "mean", "branch": "cond", "reduce_steps": True})):
             with editor.probe.capture([point], **cap) as cache:
-                editor.edit_from(source, prompts[1])
+                editor.edit_from(recorded, prompts[1])
             sizes[label] = cache.nbytes
         out[kind] = {
             "method": editor.method,
@@ -116,4 +132,5 @@ def backends_report(kinds: tuple[str, ...] | None = None, device=None) -> dict:
             "capture_point": point,
             "capture_bytes": sizes,
         }
-    return {"pipelines": "tiny, random init, built from config", "backends": out}
+    built = "tiny, random init, built from config" if source is None else f"{source}'s architecture, random weights"
+    return {"pipelines": built, "backends": out}

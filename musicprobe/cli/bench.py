@@ -187,12 +187,12 @@ def bench_instructme(n: int = 16, quick: bool = False) -> dict:
     return out
 
 
-def bench_backends(quick: bool = False) -> dict:
+def bench_backends(quick: bool = False, model: str | None = None) -> dict:
     """One edit per real-pipeline backend on its tiny full pipeline: seconds, peak memory, capture bytes (see
-    musicprobe.bench.backends)."""
+    musicprobe.bench.backends); ``model="KIND:SOURCE"``: that backend at its real architecture, random weights."""
     from musicprobe.bench.backends import backends_report
 
-    return backends_report(("stable-audio", "musicgen") if quick else None)
+    return backends_report(("stable-audio", "musicgen") if quick else None, source=model)
 
 
 BENCHES = {

@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.add_argument("--n", type=int, default=0, help="problem size (clips/pairs), where the benchmark has one")
     b.add_argument("--quick", action="store_true", help="a smaller, faster version where the benchmark has one")
-    b.add_argument("--model", default=None, help="zoo model, where the benchmark takes one (musickv, inversion: "
+    b.add_argument("--model", default=None, help="bench backends: KIND:FOLDER_OR_HUB_ID, that architecture with random "
+                   "weights (on the GPU if any); zoo model, where the benchmark takes one (musickv, inversion: "
                    "mini-flux or mini-sao)")
     b.set_defaults(func=_cmd_bench)
 

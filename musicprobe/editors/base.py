@@ -49,8 +49,8 @@ def resolve_clap(clap: Any) -> Any:
 
 
 def provenance(model: Any = None, **extra: Any) -> dict:
-    """What makes a result reproducible: the model's identity and decoder, torch's version, thread count and
-    device, and any seeds given as ``extra``."""
+    """What makes a result reproducible: the model's identity and decoder, torch's version, thread count, device
+    and dtype, and any seeds given as ``extra``."""
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
     if model is not None:
         meta = getattr(model, "meta", {}) or {}
@@ -60,6 +60,7 @@ def provenance(model: Any = None, **extra: Any) -> dict:
             model_train_steps=meta.get("train_steps"),
             decoder=getattr(getattr(model, "codec", None), "decoder", None),
             device=str(next(den.parameters()).device) if den is not None else "cpu",
+            dtype=str(next(den.parameters()).dtype).replace("torch.", "") if den is not None else None,
         )
     return {**out, **extra}
 

@@ -268,25 +268,31 @@ class FluxMusicPipeline(PartsPipeline):
             raise MusicProbeError(f"cannot assemble FluxMusic: {exc}. No hub is reachable offline: pass local "
                                   "folders for audioldm2=, t5= and clap=") from exc
 
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, torch_dtype: torch.dtype | None = None) -> FluxMusicPipeline:
+    @staticmethod
+    def part_classes() -> dict[str, type]:
+        """The class of each part (what ``from_pretrained`` loads from each subfolder)."""
         from diffusers import AutoencoderKL, FluxTransformer2DModel
         from transformers import AutoTokenizer, ClapTextModel, SpeechT5HifiGan, T5EncoderModel
+
+        return {"transformer": FluxTransformer2DModel, "vae": AutoencoderKL, "vocoder": SpeechT5HifiGan,
+                "text_encoder": T5EncoderModel, "tokenizer": AutoTokenizer, "clap": ClapTextModel,
+                "clap_tokenizer": AutoTokenizer}
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, torch_dtype: torch.dtype | None = None) -> FluxMusicPipeline:
+        from diffusers import ModelMixin
 
         f = Path(folder)
         if not (f / "transformer").is_dir():
             raise OSError(f"{f} holds no assembled FluxMusic (no transformer/ subfolder; see from_parts)")
-        kw = {"torch_dtype": torch_dtype} if torch_dtype else {}
-        tkw = {"dtype": torch_dtype} if torch_dtype else {}
-        return cls(
-            FluxTransformer2DModel.from_pretrained(f / "transformer", **kw),
-            AutoencoderKL.from_pretrained(f / "vae", **kw),
-            SpeechT5HifiGan.from_pretrained(f / "vocoder", **tkw),
-            T5EncoderModel.from_pretrained(f / "text_encoder", **tkw),
-            AutoTokenizer.from_pretrained(f / "tokenizer"),
-            ClapTextModel.from_pretrained(f / "clap", **tkw),
-            AutoTokenizer.from_pretrained(f / "clap_tokenizer"),
-        )
+        parts = []
+        for name, klass in cls.part_classes().items():
+            if torch_dtype is None or klass.__name__ == "AutoTokenizer":
+                parts.append(klass.from_pretrained(f / name))
+            else:
+                key = "torch_dtype" if issubclass(klass, ModelMixin) else "dtype"
+                parts.append(klass.from_pretrained(f / name, **{key: torch_dtype}))
+        return cls(*parts)
 
     def save_pretrained(self, folder: str | Path) -> None:
         for p in self.parts:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from musicprobe.errors import check_known
+from musicprobe.models.backends.shapes import audible
 
 
 def tiny_stable_audio_pipeline(seed: int = 0) -> Any:
@@ -152,7 +153,7 @@ def _tiny_mel_vae_and_vocoder() -> tuple[Any, Any]:
         model_in_dim=64, sampling_rate=16000, upsample_initial_channel=16, upsample_rates=[10, 4, 2, 2],
         upsample_kernel_sizes=[20, 8, 4, 4], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3, 5]],
         normalize_before=False))
-    _audible(vocoder)
+    audible(vocoder)
     return vae, vocoder
 
 
@@ -189,14 +190,6 @@ def tiny_fluxmusic_version():
 
     return FluxMusicVersion(hidden_size=64, depth=1, depth_single_blocks=2, axes_dim=(2, 2, 4), num_heads=8,
                             in_channels=16, vec_in_dim=16, context_in_dim=32)
-
-
-def _audible(vocoder: torch.nn.Module) -> None:
-    """Re-draw a random HiFi-GAN's convolutions with fan-in scaled weights: its own init (std 0.01) makes a tiny
-    random vocoder all but silent (peak ~1e-9), which the metrics rightly refuse."""
-    for module in vocoder.modules():
-        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
-            torch.nn.init.kaiming_uniform_(module.weight, a=0.1)
 
 
 TINY_PIPELINES: dict[str, Callable[..., Any]] = {
