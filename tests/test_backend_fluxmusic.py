@@ -75,3 +75,10 @@ def test_assembling_the_released_layout_from_a_checkpoint_and_folders(fm, tmp_pa
     pipe.save_pretrained(tmp_path / "assembled")
     again = load_backend("fluxmusic", tmp_path / "assembled", seconds=1.28)
     torch.testing.assert_close(again.velocity(x, 0.5, PROMPT, 3.0), fm.velocity(x, 0.5, PROMPT, 3.0))
+
+
+def test_fluxmusic_has_no_hub_pipeline_and_says_how_to_make_one():
+    from musicprobe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="FluxMusicPipeline.from_parts"):
+        load_backend("fluxmusic")

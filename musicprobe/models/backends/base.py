@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from musicprobe.device import pick_device, pick_dtype
-from musicprobe.errors import AudioError, MusicProbeError
+from musicprobe.errors import AudioError, ConfigError, MusicProbeError
 from musicprobe.models.prompt_rows import PromptRows
 
 
@@ -74,6 +74,7 @@ class PipelineBackend:
     label: ClassVar[str] = "pipeline"
     pipeline_class: ClassVar[str] = ""
     default_source: ClassVar[str] = ""
+    no_source: ClassVar[str] = ""  # what to do when there is no default source
 
     def __init__(self, pipe: Any, *, source: str = "built in memory", device=None, dtype=None):
         self.device = pick_device(device)
@@ -101,6 +102,8 @@ class PipelineBackend:
         module, _, name = cls.pipeline_class.partition(":")
         pipeline = getattr(__import__(module, fromlist=[name]), name)
         source = str(source or cls.default_source)
+        if not source:
+            raise ConfigError(f"{cls.label} has no published pipeline to load by name: give a folder ({cls.no_source})")
         dev = pick_device(device)
         torch_dtype = pick_dtype(dtype, dev)
         try:

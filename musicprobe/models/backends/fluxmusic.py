@@ -323,6 +323,7 @@ class FluxMusicBackend(AudioLDM2Codec, PipelineBackend):
     family = "flux"
     pipeline_class = "musicprobe.models.backends.fluxmusic:FluxMusicPipeline"
     default_source = ""
+    no_source = "assemble one with FluxMusicPipeline.from_parts('musicflow_s.pt', ...) and save_pretrained it"
 
     def __init__(self, pipe, *, source: str = "built in memory", device=None, dtype=None, seconds: float = 10.24,
                  negative: str = NEGATIVE_PROMPT):
