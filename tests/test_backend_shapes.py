@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from musicprobe.bench.backends import backend_editor
+from musicprobe.bench.backends import backend_editor, tiny_for_edit, tone
 from musicprobe.errors import MusicProbeError
 from musicprobe.models.backends import BACKENDS, tiny_backend
 from musicprobe.models.backends.shapes import random_pipeline
@@ -15,18 +15,16 @@ from musicprobe.models.backends.shapes import random_pipeline
 
 @pytest.mark.parametrize("kind", list(BACKENDS))
 def test_a_random_pipeline_has_the_folders_architecture(kind, tmp_path):
-    kw = {"seconds": 0.8} if kind in ("musicgen", "fluxmusic", "audioldm2") else {}
-    original = tiny_backend(kind, **kw)
+    original = tiny_for_edit(kind)
     original.pipe.save_pretrained(tmp_path / kind)
     for weights in tmp_path.rglob("*.safetensors"):
         weights.unlink()  # the architecture needs the config files only
-    backend = type(original)(random_pipeline(kind, tmp_path / kind, seed=1), **kw)
+    backend = type(original)(random_pipeline(kind, tmp_path / kind, seed=1), seconds=original.seconds)
     a, b = (m.decoder if kind == "musicgen" else m.denoiser for m in (original, backend))
     assert type(a) is type(b) and [tuple(p.shape) for p in a.parameters()] == [tuple(p.shape) for p in b.parameters()]
     assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     sr = backend.sr
-    audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(0.6 * sr)) / sr)).astype(np.float32)
-    res = backend_editor(kind, backend).edit(audio, "a calm piano melody", "a calm flute melody", sr=sr)
+    res = backend_editor(kind, backend).edit(tone(sr), "a calm piano melody", "a calm flute melody", sr=sr)
     assert res.edited.shape == (int(0.6 * sr),) and np.isfinite(res.edited).all()
 
 

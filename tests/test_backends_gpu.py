@@ -10,21 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from musicprobe.bench.backends import backend_editor
-from musicprobe.models.backends import BACKENDS, tiny_backend
+from musicprobe.bench.backends import backend_editor, tiny_for_edit, tone
+from musicprobe.models.backends import BACKENDS
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 @pytest.mark.parametrize("kind", list(BACKENDS))
 def test_the_method_runs_on_cuda_in_half_precision(kind):
-    kw = {"seconds": 0.8} if kind in ("musicgen", "fluxmusic", "audioldm2") else {}
-    backend = tiny_backend(kind, device="cuda", dtype="fp16", **kw)
+    backend = tiny_for_edit(kind, device="cuda", dtype="fp16")
     assert all(p.dtype == torch.float16 and p.is_cuda for m in backend.modules() for p in m.parameters())
     editor = backend_editor(kind, backend)
     sr = backend.sr
-    audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(0.6 * sr)) / sr)).astype(np.float32)
-    res = editor.edit(audio, "a calm piano melody", "a calm flute melody", sr=sr)
+    res = editor.edit(tone(sr), "a calm piano melody", "a calm flute melody", sr=sr)
     assert res.provenance["device"].startswith("cuda") and res.provenance["dtype"] == "float16"
     assert res.edited.shape == (int(0.6 * sr),) and np.isfinite(res.edited).all()
     assert editor.probe.active_hooks() == []

@@ -57,6 +57,22 @@ def peak_memory(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float
     return out, seconds, max(0, max(peak[0], _rss()) - start)
 
 
+EDIT_SECONDS = {"musicgen": 0.8, "fluxmusic": 0.8, "audioldm2": 0.8}  # tiny windows (Stable Audio: its 0.74 s)
+
+
+def tiny_for_edit(kind: str, device=None, dtype=None):
+    """The tiny backend of ``kind`` with the window the bench edits in."""
+    from musicprobe.models.backends import tiny_backend
+
+    kw = {"seconds": EDIT_SECONDS[kind]} if kind in EDIT_SECONDS else {}
+    return tiny_backend(kind, device=device, dtype=dtype, **kw)
+
+
+def tone(sr: int, seconds: float = 0.6) -> np.ndarray:
+    """The bench's source: a 440 Hz sine at 0.3 peak."""
+    return (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
+
+
 def backend_editor(kind: str, backend) -> Editor:
     """The paper's method on each backend, at a few steps (the plumbing, not the quality, is measured)."""
     from musicprobe.editors.editgen import EditGen, EditGenConfig
@@ -86,7 +102,7 @@ def backends_report(kinds: tuple[str, ...] | None = None, device=None, source: s
     ``source`` (``KIND:FOLDER_OR_HUB_ID``): one backend at that real architecture with random weights
     (:func:`~musicprobe.models.backends.shapes.random_pipeline`: config files only), on ``device`` (the GPU if any).
     """
-    from musicprobe.models.backends import BACKENDS, tiny_backend
+    from musicprobe.models.backends import BACKENDS
     from musicprobe.models.backends.shapes import random_pipeline
 
     if source is not None:
@@ -96,15 +112,15 @@ def backends_report(kinds: tuple[str, ...] | None = None, device=None, source: s
 
     out = {}
     for kind in kinds or tuple(BACKENDS):
-        kw = {"seconds": 0.8} if kind in ("musicgen", "fluxmusic", "audioldm2") else {}
         if source is None:
-            backend = tiny_backend(kind, device=device, **kw)
+            backend = tiny_for_edit(kind, device=device)
         else:
+            kw = {"seconds": EDIT_SECONDS[kind]} if kind in EDIT_SECONDS else {}
             backend = BACKENDS[kind](random_pipeline(kind, where), source=f"{where} (random weights)", device=device,
                                      **kw)
         editor = backend_editor(kind, backend)
         sr = backend.sr
-        audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(0.6 * sr)) / sr)).astype(np.float32)
+        audio = tone(sr)
         prompts = ("a calm piano melody", "a calm flute melody")
 
         def one_edit(e=editor, a=audio, p=prompts, rate=sr):

@@ -45,11 +45,6 @@ def load_model(name: str, family: str | None = "flow", *, device=None, dtype=Non
     return model
 
 
-def load_flow_model(name: str, *, device=None, dtype=None):
-    """A zoo name (``mini-flux``, ``mini-sao``), a folder with flow-model weights or a flow backend spec."""
-    return load_model(name, "flow", device=device, dtype=dtype)
-
-
 def model_of(a: argparse.Namespace, family: str | None):
     """The ``--model`` of a command, on its ``--device`` / ``--dtype`` where the command has them."""
     return load_model(a.model, family, device=getattr(a, "device", None), dtype=getattr(a, "dtype", None))
@@ -309,7 +304,7 @@ def run_probe_layers(a: argparse.Namespace) -> None:
         raise ConfigError("--seeds: give at least one seed, e.g. --seeds 0,1")
     check_output(a.out, [], suffixes=(".json",))
     check_output(a.html, [], what="--html", suffixes=(".html",))
-    model = load_flow_model(a.model)
+    model = model_of(a, "flow")
     probe = probe_layers if a.method == "bypass" else patch_layers
     kw = {"prompts": probe_prompts(a.prompts)} if a.method == "bypass" and a.prompts else {}
     scores = probe(model, load("mini-clap"), seeds=seeds, target=a.target, steps=a.steps, progress=True, **kw)

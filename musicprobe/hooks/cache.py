@@ -73,7 +73,7 @@ class ActivationCache:
     def _finalize(self, dtype: torch.dtype | None) -> None:
         for (name, branch), r in self._running.items():
             mean = r.total / r.count
-            self._data[CacheKey(name, None, None, branch, None)] = mean if dtype is None else mean.to(dtype)
+            self.add(CacheKey(name, None, None, branch, None), mean if dtype is None else mean.to(dtype))
         self._running.clear()
 
     def names(self) -> list[str]:
@@ -121,7 +121,7 @@ class ActivationCache:
 
     @property
     def nbytes(self) -> int:
-        return sum(v.numel() * v.element_size() for v in self._data.values())
+        return self._bytes  # kept by add(), the one way entries come in
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

@@ -149,7 +149,7 @@ class AudioLDM2Backend(AudioLDM2Codec, PipelineBackend):
     def __init__(self, pipe, *, source: str = "built in memory", device=None, dtype=None,
                  seconds: float | None = None):
         super().__init__(pipe, source=source, device=device, dtype=dtype)
-        default = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor * self.hop / self.sr
+        default = self.pipe.unet.config.sample_size * self.vae_scale * self.hop / self.sr
         self.seconds = float(default if seconds is None else seconds)
         if self.seconds < 0.5:
             raise ConfigError(f"seconds must be at least 0.5, got {seconds}")

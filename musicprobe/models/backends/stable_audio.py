@@ -95,6 +95,7 @@ class StableAudioBackend(PipelineBackend):
         self.seconds = self.window_seconds if seconds is None else float(seconds)
         if not 0 < self.seconds <= self.window_seconds + 1e-6:
             raise ConfigError(f"seconds must be in (0, {self.window_seconds:.2f}], got {seconds}")
+        self._rotary: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ---- the audio window -----------------------------------------------------------------------------------
     @property
@@ -167,20 +168,26 @@ class StableAudioBackend(PipelineBackend):
         s, e = dur.seconds_start_hidden_states, dur.seconds_end_hidden_states
         return SAOConditioning(torch.cat([text, s, e], dim=1), torch.cat([s, e], dim=2))
 
+    def rotary(self, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pipeline's partial-RoPE table over the global token and ``frames`` audio frames (built once)."""
+        if frames not in self._rotary:
+            from diffusers.models.embeddings import get_1d_rotary_pos_embed
+
+            table = get_1d_rotary_pos_embed(self.pipe.rotary_embed_dim, frames + 1, use_real=True,
+                                            repeat_interleave_real=False)
+            self._rotary[frames] = tuple(r.to(self.device) for r in table)
+        return self._rotary[frames]
+
     def predict_v(self, x_in: torch.Tensor, angle: torch.Tensor, states: SAOConditioning) -> torch.Tensor:
         """The DiT's v-prediction for scaled inputs ``x_in`` (B, C, frames) at trig angle ``angle`` (one call)."""
-        from diffusers.models.embeddings import get_1d_rotary_pos_embed
-
         b = x_in.shape[0]
         t_in = (angle.reshape(-1) * (2 / math.pi)).expand(b).to(self.device, self.dtype)
-        rotary = get_1d_rotary_pos_embed(self.pipe.rotary_embed_dim, x_in.shape[2] + 1, use_real=True,
-                                         repeat_interleave_real=False)
         out = self.pipe.transformer(
             x_in.to(self.device, self.dtype),
             t_in,
             encoder_hidden_states=states.cross,
             global_hidden_states=states.global_states,
-            rotary_embedding=tuple(r.to(self.device) for r in rotary),
+            rotary_embedding=self.rotary(x_in.shape[2]),
             return_dict=False,
         )[0]
         return out.float()
