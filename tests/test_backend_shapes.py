@@ -39,5 +39,7 @@ def test_bench_backends_times_an_architecture_given_by_its_config(tmp_path):
     tiny_backend("stable-audio").pipe.save_pretrained(tmp_path / "sao")
     report = backends_report(source=f"stable-audio:{tmp_path / 'sao'}")
     assert list(report["backends"]) == ["stable-audio"] and "random weights" in report["pipelines"]
+    window = tiny_for_edit("stable-audio").n_samples  # shorter than the 10 s a real-size run edits: all of it
+    assert abs(report["backends"]["stable-audio"]["edited_samples"] - window) <= 1
     assert report["backends"]["stable-audio"]["parameters"] == sum(
         p.numel() for m in tiny_backend("stable-audio").modules() for p in m.parameters())

@@ -60,6 +60,9 @@ def peak_memory(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float
 EDIT_SECONDS = {"musicgen": 0.8, "fluxmusic": 0.8, "audioldm2": 0.8}  # tiny windows (Stable Audio: its 0.74 s)
 
 
+REAL_SECONDS = 10.0  # the clip a real-size run edits (the papers edit about 10 s)
+
+
 def tiny_for_edit(kind: str, device=None, dtype=None):
     """The tiny backend of ``kind`` with the window the bench edits in."""
     from musicprobe.models.backends import tiny_backend
@@ -100,7 +103,8 @@ def backends_report(kinds: tuple[str, ...] | None = None, device=None, source: s
     reduced (mean over heads and steps, conditional rows).
 
     ``source`` (``KIND:FOLDER_OR_HUB_ID``): one backend at that real architecture with random weights
-    (:func:`~musicprobe.models.backends.shapes.random_pipeline`: config files only), on ``device`` (the GPU if any).
+    (:func:`~musicprobe.models.backends.shapes.random_pipeline`: config files only), on ``device`` (the GPU if any),
+    editing a :data:`REAL_SECONDS` clip (or the model's whole window when it is shorter).
     """
     from musicprobe.models.backends import BACKENDS
     from musicprobe.models.backends.shapes import random_pipeline
@@ -114,13 +118,12 @@ def backends_report(kinds: tuple[str, ...] | None = None, device=None, source: s
     for kind in kinds or tuple(BACKENDS):
         if source is None:
             backend = tiny_for_edit(kind, device=device)
-        else:
-            kw = {"seconds": EDIT_SECONDS[kind]} if kind in EDIT_SECONDS else {}
-            backend = BACKENDS[kind](random_pipeline(kind, where), source=f"{where} (random weights)", device=device,
-                                     **kw)
+        else:  # the papers' size: a 10 s clip (or the whole window, if shorter), not the tiny bench's 0.6 s
+            backend = BACKENDS[kind](random_pipeline(kind, where), source=f"{where} (random weights)", device=device)
+            backend.seconds = min(REAL_SECONDS, getattr(backend, "window_seconds", REAL_SECONDS))
         editor = backend_editor(kind, backend)
         sr = backend.sr
-        audio = tone(sr)
+        audio = tone(sr, 0.6 if source is None else backend.seconds)
         prompts = ("a calm piano melody", "a calm flute melody")
 
         def one_edit(e=editor, a=audio, p=prompts, rate=sr):
