@@ -153,3 +153,20 @@ def test_instructme_controls_describe_the_instruction_and_refuse_unknown_ones():
     res = ctl.run_edit()
     assert runs[0][0] == "remove the bass" and runs[0][1].target_guidance == 3.0 and runs[0][1].chords is False
     assert res.label == "remove the bass (g=3, null chord)"
+
+
+def test_steermusic_plus_controls_build_the_config_and_the_tradeoff_figure():
+    from musicprobe.editors.steermusic_plus import SteerMusicPlusConfig
+    from musicprobe.widgets import SteerMusicPlusControls, tradeoff_figure
+
+    runs = []
+    ctl = SteerMusicPlusControls(SteerMusicPlusConfig(), run=lambda c: runs.append(c) or _result("", 0.5))
+    assert "towards the concept" in ctl.message.value and "PCon x30000 (source)" in ctl.message.value
+    ctl.lam.value = -0.5
+    ctl.use_pcon.value = False
+    ctl.reference.value = "last"
+    assert "towards the source" in ctl.message.value and "PCon" not in ctl.message.value
+    ctl.run_edit()
+    assert (runs[0].lam, runs[0].pcon_weight, runs[0].pcon_reference) == (-0.5, 0.0, "last")
+    fig = tradeoff_figure({"a": (0.5, 0.3), "b": (0.2, 0.9)})
+    assert [d.text[0] for d in fig.data] == ["a", "b"] and fig.data[1].x[0] == 0.2

@@ -167,6 +167,16 @@ def bench_steermusic(n: int = 16, quick: bool = False) -> dict:
     return steermusic_comparison(n_pairs=2 if quick else n, quick=quick)
 
 
+def bench_steermusic_plus(n: int = 8, quick: bool = False) -> dict:
+    """Textual inversion, DreamSound, SteerMusic (text) and SteerMusic+ step by step on two concepts, with the lam
+    and fine-tuning-steps sweeps (see musicprobe.bench.steermusic_plus)."""
+    from musicprobe.bench.steermusic_plus import steermusic_plus_comparison
+
+    if quick:
+        return steermusic_plus_comparison(("lute",), n_sources=2, quick=True, sweep_sources=1)
+    return steermusic_plus_comparison(n_sources=n)
+
+
 def bench_editgen(n: int = 16, quick: bool = False) -> dict:
     """EditGen on mini-MusicGen: no control vs replace / refine / reweight x soft / hard blending (see
     musicprobe.bench.editgen)."""
@@ -205,6 +215,7 @@ BENCHES = {
     "musickv": bench_musickv,
     "vocoder": bench_vocoder,
     "steermusic": bench_steermusic,
+    "steermusic-plus": bench_steermusic_plus,
     "editgen": bench_editgen,
     "instructme": bench_instructme,
     "backends": bench_backends,

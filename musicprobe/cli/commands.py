@@ -158,6 +158,8 @@ def run_edit(a: argparse.Namespace) -> dict:
         res, extra = _edit_editgen(a), {}
     elif a.method == "instructme":
         res, extra = _edit_instructme(a), {}
+    elif a.method == "steermusic-plus":
+        res, extra = _edit_steermusic_plus(a)
     elif a.method in EPS_EDITORS:
         res, extra = _edit_eps(a), {}
     else:
@@ -217,6 +219,27 @@ def _edit_eps(a: argparse.Namespace):
     editor = editor_cls(model_of(a, "eps"), cfg)
     y, sr, ref = _read_pair(a)
     return editor.edit(y, a.source_prompt, a.target_prompt, sr=sr, reference=ref)
+
+
+def _edit_steermusic_plus(a: argparse.Namespace):
+    """SteerMusic+: the concept folder's fine-tuned model steers the clip towards the concept."""
+    from musicprobe.cli.options import config_from_args
+    from musicprobe.editors.steermusic_plus import SteerMusicPlus, SteerMusicPlusConfig
+    from musicprobe.zoo import load_concept
+
+    base = model_of(a, "eps")
+    concept = load_concept(a.concept, base)
+    c = concept.concept
+    if c.token not in a.target_prompt.split():
+        raise ConfigError(f"the target prompt must name the concept with its token {c.token!r}, e.g. "
+                          f"'... with {c.instance_phrase} playing the melody'")
+    class_prompt = a.target_prompt.replace(c.token + " ", "", 1)
+    refs = concept.reference()
+    editor = SteerMusicPlus(base, concept.model(a.finetune_step or None), config_from_args(SteerMusicPlusConfig, a),
+                            references=(refs.audio, refs.sr))
+    y, sr, ref = _read_pair(a)
+    res = editor.edit_concept(y, a.source_prompt, a.target_prompt, class_prompt, sr=sr, reference=ref)
+    return res, {"concept": c.name, "class_prompt": class_prompt}
 
 
 def _edit_editgen(a: argparse.Namespace):
@@ -286,10 +309,36 @@ def run_zoo(a: argparse.Namespace) -> None:
         for name, ok in available().items():
             print(f"{name}: {'installed' if ok else 'no weights (musicprobe zoo train ' + name + ')'}")
         return
+    if a.action == "personalize":
+        run_personalize(a)
+        return
     from musicprobe.zoo.recipes import train
 
     path = train(a.name, a.out, steps=a.steps or None, n_clips=a.clips, workers=a.workers)
     print(f"weights in {path}")
+
+
+def run_personalize(a: argparse.Namespace) -> None:
+    """``musicprobe zoo personalize``: a concept folder from recordings (or a corpus concept)."""
+    from musicprobe.synth.concepts import CONCEPTS
+    from musicprobe.zoo.personalize import ConceptSet, PersonalizeConfig, personalize
+
+    check_output(a.out, [a.concept], folder=True)
+    if Path(a.concept).is_dir():
+        concepts = ConceptSet.from_folder(a.concept, a.class_word)
+    elif a.concept in CONCEPTS:
+        concepts = ConceptSet.synthetic(a.concept)
+    else:
+        raise ConfigError(f"--concept {a.concept}: not a folder of recordings nor a corpus concept "
+                          f"({', '.join(CONCEPTS)})")
+    try:
+        cps = tuple(int(x) for x in a.checkpoints.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"--checkpoints: integers separated by commas, got {a.checkpoints!r}") from None
+    cfg = PersonalizeConfig(steps=a.steps, checkpoints=cps, ti_steps=a.ti_steps, prior_clips=a.prior_clips)
+    path = personalize(model_of(a, "eps"), concepts, a.out, cfg)
+    print(f"concept {concepts.concept.name!r} in {path}: use it with --concept {path} and the token "
+          f"{concepts.concept.instance_phrase!r} in the target prompt")
 
 
 def run_probe_layers(a: argparse.Namespace) -> None:

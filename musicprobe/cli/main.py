@@ -267,6 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
         add_config_options(ep, editor_cls.config_class)
         _edit_output_options(ep, "mini-ldm", "a mini-LDM", "audioldm2")
 
+    from musicprobe.editors.steermusic_plus import SteerMusicPlusConfig
+
+    sp = esub.add_parser("steermusic-plus", help="SteerMusic+: personalised editing towards a fine-tuned concept "
+                         "(mini-LDM + a concept folder)")
+    sp.add_argument("audio")
+    sp.add_argument("--concept", required=True, help="a bundled concept (lute, marimba) or a folder written by "
+                    "`musicprobe zoo personalize`")
+    sp.add_argument("--finetune-step", type=int, default=0, help="which fine-tuning checkpoint (default: 100)")
+    sp.add_argument("--source-prompt", required=True)
+    sp.add_argument("--target-prompt", required=True, help="names the concept with its token, e.g. 'a calm pop "
+                    "piece with sks string instrument playing the melody'")
+    add_config_options(sp, SteerMusicPlusConfig)
+    _edit_output_options(sp, "mini-ldm", "a mini-LDM", "audioldm2")
+
     from musicprobe.editors.editgen import EditGenConfig
 
     eg = esub.add_parser("editgen", help="EditGen: prompt-to-prompt attention control in mini-MusicGen / MusicGen")
@@ -313,6 +327,20 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--clips", type=int, default=0, help="training clips (default: the recipe's own)")
     zt.add_argument("--workers", type=int, default=2)
     zt.set_defaults(func=_cmd_zoo)
+
+    zp = zsub.add_parser("personalize", help="teach mini-LDM a personal concept (DreamBooth LoRA + textual "
+                         "inversion) from a few recordings")
+    zp.add_argument("concept", help="a folder of recordings (wav, flac, ogg) or a corpus concept (lute, marimba)")
+    zp.add_argument("--class-word", default="", help="the concept's class, e.g. 'string instrument' (a folder needs "
+                    "it)")
+    zp.add_argument("--out", required=True, help="the concept folder to write (LoRA checkpoints, token, provenance)")
+    zp.add_argument("--steps", type=int, default=200)
+    zp.add_argument("--checkpoints", default="50,100,200")
+    zp.add_argument("--ti-steps", type=int, default=200)
+    zp.add_argument("--prior-clips", type=int, default=8, help="class clips the base model generates for prior "
+                    "preservation (0: none)")
+    zp.add_argument("--model", default="mini-ldm")
+    zp.set_defaults(func=_cmd_zoo)
 
     da = sub.add_parser("data", help="the bundled data_samples")
     da.add_argument("action", choices=["list", "verify"])

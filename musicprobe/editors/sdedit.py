@@ -14,7 +14,7 @@ import numpy as np
 
 from musicprobe.editors.base import Editor
 from musicprobe.editors.config import EditConfig
-from musicprobe.editors.sources import RecordedSource, noised
+from musicprobe.editors.sources import RecordedSource, noised, step_at_strength
 from musicprobe.errors import ConfigError
 from musicprobe.inversion import SamplerPath
 
@@ -45,8 +45,7 @@ class SDEdit(Editor):
 
     def start_step(self, c: SDEditConfig) -> int:
         """The first DDIM step whose timestep is at or below ``strength * T``."""
-        grid = self.sampler(c).times()
-        return int(np.nonzero(grid <= c.strength * self.model.num_train_timesteps)[0][0])
+        return step_at_strength(self.sampler(c), c.strength)
 
     def record_source(
         self, audio: np.ndarray, source_prompt: str, *, sr: int, config: SDEditConfig | None = None, progress=None

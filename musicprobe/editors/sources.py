@@ -73,6 +73,13 @@ class RecordedSource:
         return self.sampler.solver
 
 
+def step_at_strength(sampler: Sampler, strength: float) -> int:
+    """The first step of ``sampler``'s grid at or below the noise level ``strength`` (a fraction of the training
+    timesteps): where SDEdit and partial inversions start."""
+    grid = sampler.times()
+    return int(np.nonzero(grid <= strength * sampler.model.num_train_timesteps)[0][0])
+
+
 def invert_and_record(
     sampler: Sampler,
     probe: Probe,

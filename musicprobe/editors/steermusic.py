@@ -96,18 +96,28 @@ class SteerMusic(Editor):
     def steer(self, source: RecordedSource, target_prompt: str, c: SteerMusicConfig, progress=None,
               trace: DDSTrace | None = None) -> torch.Tensor:
         """The DDS loop from ``source.latent``; returns the edited latent (``trace`` collects per-iteration data)."""
-        z_src = source.latent
+        prompts = self.model.encode_prompt([target_prompt, source.prompt])
+
+        def direction(z: torch.Tensor, t: int, eps: torch.Tensor) -> torch.Tensor:
+            return c.weight * dds_step(self.model, z, source.latent, prompts, t, eps,
+                                       (c.target_guidance, c.source_guidance))
+
+        return self.descend(source.latent, direction, c, progress, trace)
+
+    def descend(self, z_src: torch.Tensor, direction, c: SteerMusicConfig, progress=None,
+                trace: DDSTrace | None = None) -> torch.Tensor:
+        """The score-distillation loop every DDS variant shares: ``z`` starts at ``z_src``; each iteration draws one
+        ``t`` in ``[t_min, t_max]`` and one ``eps`` (from ``c.seed``), takes ``direction(z, t, eps)`` as the gradient
+        of ``z`` (Jacobian-free) and steps SGD with StepLR decay."""
         z = z_src.clone().requires_grad_(True)
         opt = torch.optim.SGD([z], lr=c.lr)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=c.lr_step, gamma=c.lr_gamma)
         g = torch.Generator().manual_seed(c.seed)
-        prompts = self.model.encode_prompt([target_prompt, source.prompt])
         for i in range(c.steps):
             t = int(torch.randint(c.t_min, c.t_max + 1, (1,), generator=g))
             eps = torch.randn(z_src.shape, generator=g).to(z_src.device)
             with self.probe.at_step(i, t):
-                grad = c.weight * dds_step(self.model, z.detach(), z_src, prompts, t, eps,
-                                           (c.target_guidance, c.source_guidance))
+                grad = direction(z.detach(), t, eps)
             opt.zero_grad(set_to_none=True)
             z.grad = grad
             opt.step()
@@ -123,8 +133,11 @@ class SteerMusic(Editor):
     def run_edit(self, source: RecordedSource, target_prompt: str, c: SteerMusicConfig, progress=None):
         if source.latent is None:
             raise ConfigError("SteerMusic edits a source recorded by SteerMusic.record_source")
-        trace = DDSTrace()
+        trace = self.new_trace()
         return self.steer(source, target_prompt, c, progress, trace), trace
+
+    def new_trace(self) -> DDSTrace:
+        return DDSTrace()
 
     def label(self, c: SteerMusicConfig) -> str:
         return f"SteerMusic ({c.steps} it, CFG {c.target_guidance:g})"

@@ -46,10 +46,38 @@ class DDSTrace:
         return cls(**json.loads(Path(path).read_text()))
 
 
+@dataclass
+class PDSTrace(DDSTrace):
+    """SteerMusic+'s per-iteration terms besides DDS's: the norms of the personalised delta score, of the
+    regulariser and of PCon's gradient, the PCon loss, and the bytes PCon's autograd graph kept (its memory)."""
+
+    pds_norm: list[float] = field(default_factory=list)
+    reg_norm: list[float] = field(default_factory=list)
+    pcon: list[float] = field(default_factory=list)
+    pcon_norm: list[float] = field(default_factory=list)
+    graph_bytes: list[int] = field(default_factory=list)
+
+    def plot(self, title: str = "SteerMusic+: the terms of the gradient per iteration"):
+        fig = super().plot(title)
+        it = list(range(1, len(self.t) + 1))
+        for name, ys in (("|PDS|", self.pds_norm), ("|regulariser|", self.reg_norm), ("|PCon grad|", self.pcon_norm)):
+            if any(ys):
+                fig.add_scatter(x=it, y=ys, name=name, mode="lines")
+        return fig
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "pds_norm": self.pds_norm, "reg_norm": self.reg_norm, "pcon": self.pcon,
+                "pcon_norm": self.pcon_norm, "graph_bytes": self.graph_bytes}
+
+    @classmethod
+    def load(cls, path: str | Path) -> PDSTrace:
+        return cls(**json.loads(Path(path).read_text()))
+
+
 def _trace_types() -> dict:
     from musicprobe.editors.word_attention import WordAttentionMaps
 
-    return {"DDSTrace": DDSTrace, "WordAttentionMaps": WordAttentionMaps}
+    return {"DDSTrace": DDSTrace, "PDSTrace": PDSTrace, "WordAttentionMaps": WordAttentionMaps}
 
 
 def load_trace(path: Path):

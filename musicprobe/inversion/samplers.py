@@ -135,15 +135,21 @@ class Sampler:
         guidance: float | None = None,
         context: Context | None = None,
         progress: Callable[[int], None] | None = None,
+        start: int = 0,
     ) -> SamplerPath:
-        """Data -> noise along the same grid, walked the other way (DDIM: epsilon at the destination timestep)."""
+        """Data -> noise along the same grid, walked the other way (DDIM: epsilon at the destination timestep),
+        up to step ``start``'s level (default 0: pure noise; a partial inversion ends where ``sample(start=...)``
+        begins)."""
+        if not 0 <= start < self.steps:
+            raise ConfigError(f"need 0 <= start < steps={self.steps}, got start={start}")
         fn = self.model_fn(prompt, guidance)
+        grid = self.times()[start:]
         if self.is_flow:
-            return integrate(x0, self.times()[::-1].copy(), fn, self.solver, context, progress)
+            return integrate(x0, grid[::-1].copy(), fn, self.solver, context, progress)
         if self.solver == "ddpm":
             raise ConfigError("ddpm inversion stores noise maps: use Sampler.invert_ddpm")
         m = self.model
-        return ddim_invert(x0, fn, m.alphas_cumprod, self.times(), context, m.num_train_timesteps)
+        return ddim_invert(x0, fn, m.alphas_cumprod, grid, context, m.num_train_timesteps)
 
     def invert_ddpm(
         self,

@@ -165,3 +165,20 @@ def zero_shot(model: AudioTextEmbedder, audio, sr: int, field: str) -> list[str]
     values, cls = class_embeddings(model, field)
     a = model.embed_audio(_as_list(audio), sr)
     return [values[i] for i in (a @ cls.T).argmax(-1).tolist()]
+
+
+def concept_distance(model: AudioTextEmbedder, audio, sr: int, references: Sequence[np.ndarray],
+                     ref_sr: int | None = None) -> np.ndarray | float:
+    """The CDPAM stand-in of personalised editing: ``1 - cos`` between a clip's audio embedding and the mean
+    embedding of the concept's reference recordings (lower = sounds more like the concept).
+
+    CDPAM (Manocha et al.) is a learned perceptual distance whose weights cannot be fetched here; like the paper we
+    compare edits with the concept's references, here through the CLAP model's audio tower (mini-CLAP by default),
+    which was never trained on the concept: it measures how near the edit moved to the references' timbre, not a
+    calibrated perceptual judgement."""
+    clips = _as_list(audio)
+    e = torch.nn.functional.normalize(_need(model, "concept_distance").embed_audio(clips, sr).float(), dim=-1)
+    r = torch.nn.functional.normalize(model.embed_audio(list(references), ref_sr or sr).float(), dim=-1)
+    centre = torch.nn.functional.normalize(r.mean(0), dim=0)
+    d = (1 - e @ centre).numpy()
+    return float(d[0]) if isinstance(audio, np.ndarray) and audio.ndim == 1 else d

@@ -42,7 +42,8 @@ def _load() -> tuple:
     from transformers import AutoModel, AutoTokenizer
 
     path = minilm_path()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    model = AutoModel.from_pretrained(path).eval().requires_grad_(False)  # frozen: gradients reach inputs only
+    return AutoTokenizer.from_pretrained(path), model
 
 
 @torch.no_grad()
@@ -63,6 +64,44 @@ def encode_text(prompts: list[str] | str, max_tokens: int = MAX_TOKENS, batch_si
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
         parts.append(TextStates(hidden * mask[..., None], mask, pooled))
     return TextStates.cat(parts)
+
+
+def word_positions(prompt: str, word: str, max_tokens: int = MAX_TOKENS) -> list[int]:
+    """Token positions of ``word``'s word pieces in ``prompt`` as the encoder tokenises it (empty if absent)."""
+    tok, _ = _load()
+    ids = tok(prompt, truncation=True, max_length=max_tokens)["input_ids"]
+    pieces = tok(word, add_special_tokens=False)["input_ids"]
+    for i in range(len(ids) - len(pieces) + 1):
+        if ids[i : i + len(pieces)] == pieces:
+            return list(range(i, i + len(pieces)))
+    return []
+
+
+def word_embeddings(word: str) -> torch.Tensor:
+    """MiniLM's input embeddings of ``word``'s pieces ``(n_pieces, 384)`` (textual inversion's starting point)."""
+    tok, model = _load()
+    ids = tok(word, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    return model.embeddings.word_embeddings.weight[ids].detach().clone()
+
+
+def encode_with_vectors(prompts: list[str], word: str, vectors: torch.Tensor,
+                        max_tokens: int = MAX_TOKENS) -> TextStates:
+    """Like :func:`encode_text`, but the input embeddings of ``word``'s pieces are replaced by ``vectors``
+    ``(n_pieces, 384)`` wherever ``word`` occurs; differentiable in ``vectors`` (textual inversion)."""
+    tok, model = _load()
+    enc = tok(list(prompts), padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt")
+    emb = model.embeddings.word_embeddings(enc["input_ids"])
+    rows = []
+    for i, p in enumerate(prompts):
+        pos = word_positions(p, word, max_tokens)
+        row = emb[i]
+        if pos:
+            row = torch.cat([row[: pos[0]], vectors.to(row.dtype), row[pos[-1] + 1 :]])
+        rows.append(row)
+    hidden = model(inputs_embeds=torch.stack(rows), attention_mask=enc["attention_mask"]).last_hidden_state
+    mask = enc["attention_mask"].float()
+    pooled = torch.nn.functional.normalize((hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), dim=-1)
+    return TextStates(hidden * mask[..., None], mask, pooled)
 
 
 class PromptWarning(UserWarning):
@@ -94,9 +133,20 @@ def check_prompt_tokens(prompt: str, max_tokens: int = MAX_TOKENS) -> dict:
 class PromptCache:
     """MiniLM states per prompt, computed once (and checked once: cut or unknown words warn)."""
 
-    def __init__(self, max_tokens: int = MAX_TOKENS):
+    def __init__(self, max_tokens: int = MAX_TOKENS, word: str | None = None, vectors: torch.Tensor | None = None):
         self.max_tokens = max_tokens
         self._cache: dict[str, TextStates] = {}
+        self.word, self.vectors = word, vectors  # a learned word (textual inversion): its pieces' embeddings
+
+    def with_vectors(self, word: str, vectors: torch.Tensor) -> PromptCache:
+        """A new cache whose prompts read ``word`` through the learned input ``vectors``."""
+        return PromptCache(self.max_tokens, word, vectors.detach().float())
+
+    def _encode(self, prompts: list[str]) -> TextStates:
+        if self.word is None:
+            return encode_text(prompts, self.max_tokens)
+        with torch.no_grad():
+            return encode_with_vectors(prompts, self.word, self.vectors, self.max_tokens)
 
     def encode(self, prompts: str | list[str]) -> TextStates:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -104,7 +154,7 @@ class PromptCache:
         for p in missing:
             check_prompt_tokens(p, self.max_tokens)
         if missing:
-            enc = encode_text(missing, self.max_tokens)
+            enc = self._encode(missing)
             for i, p in enumerate(missing):
                 self._cache[p] = enc.select(slice(i, i + 1))
         return TextStates.cat([self._cache[p] for p in prompts])

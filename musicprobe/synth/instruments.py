@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import butter, lfilter, sosfilt
 
+from musicprobe.errors import check_known
 from musicprobe.synth.theory import midi_to_hz
 
 TABLE_SIZE = 4096
@@ -108,6 +109,15 @@ def _karplus_strong(freq: float, n: int, sr: int, rng: np.random.Generator, damp
     return (y / peak).astype(np.float32)
 
 
+def _mallet(partials: tuple, freq: float, t: np.ndarray, sr: int) -> np.ndarray:
+    """Inharmonic partials ``(ratio, amplitude, decay seconds)`` of a struck bar (a mallet voice)."""
+    y = np.zeros_like(t)
+    for ratio, amp, tau in partials:
+        if freq * ratio < sr / 2 * 0.9:
+            y += amp * np.sin(2 * np.pi * freq * ratio * t) * np.exp(-t / tau)
+    return (y / max(1e-9, sum(a for _, a, _ in partials))).astype(np.float32)
+
+
 def render_note(
     inst: Instrument, pitch: float, duration: float, velocity: float, sr: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -116,9 +126,14 @@ def render_note(
     held = max(1, int(duration * sr))
     n = held + int(inst.release * sr)
     t = np.arange(n) / sr
-    if inst.pluck:
+    if inst.extra.get("partials"):
+        y = _mallet(inst.extra["partials"], freq, t, sr)
+        env = _envelope(n, sr, inst, held)
+    elif inst.pluck:
         damping = float(inst.extra.get("damping", 0.996))
         y = _karplus_strong(freq, n, sr, rng, damping)
+        if inst.extra.get("course_cents"):  # a doubled course: a second string a few cents apart (beating)
+            y = 0.5 * (y + _karplus_strong(freq * 2 ** (inst.extra["course_cents"] / 1200), n, sr, rng, damping))
         if inst.extra.get("lowpass"):
             sos = butter(2, min(inst.extra["lowpass"], sr / 2 * 0.9), fs=sr, output="sos")
             y = sosfilt(sos, y).astype(np.float32)
@@ -250,6 +265,43 @@ INSTRUMENTS: dict[str, Instrument] = {
         ),
     ]
 }
+
+# Personal concepts (SteerMusic+): voices the mini models were never trained on. They live apart from
+# INSTRUMENTS so that no corpus plan can draw them and existing corpus seeds render exactly as before.
+CONCEPT_INSTRUMENTS: dict[str, Instrument] = {
+    i.name: i
+    for i in [
+        Instrument(
+            "lute",
+            "plucked string",
+            (45, 81),
+            "a bright, buzzy plucked lute: a doubled course of two strings 7 cents apart, short decay",
+            attack=0.001,
+            release=0.1,
+            pluck=True,
+            extra={"damping": 0.985, "course_cents": 7.0},
+            gain=3.6,  # its short decay would sit 15 dB under a sustained lead in a mix; solo clips are normalised
+        ),
+        Instrument(
+            "marimba",
+            "mallet",
+            (48, 96),
+            "a struck wooden bar: inharmonic partials (1, 3.9, 9.2 x f0), the upper ones dying first",
+            attack=0.002,
+            release=0.08,
+            extra={"partials": ((1.0, 1.0, 0.45), (3.93, 0.45, 0.12), (9.23, 0.18, 0.04))},
+            gain=1.0,
+        ),
+    ]
+}
+
+
+def voice(name: str) -> Instrument:
+    """The pitched voice called ``name``: one of :data:`INSTRUMENTS` or of :data:`CONCEPT_INSTRUMENTS`."""
+    if name in INSTRUMENTS:
+        return INSTRUMENTS[name]
+    return CONCEPT_INSTRUMENTS[check_known("instrument", name, [*INSTRUMENTS, *CONCEPT_INSTRUMENTS])]
+
 
 DRUMS = ("kick", "snare", "hihat", "open_hihat", "ride")
 

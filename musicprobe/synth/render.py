@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musicprobe.audio.io import rms_db
-from musicprobe.synth.instruments import DRUMS, INSTRUMENTS, render_drum, render_note
+from musicprobe.synth.instruments import DRUMS, render_drum, render_note, voice
 from musicprobe.synth.score import Score
 
 TRACK_GAINS = {"melody": 1.0, "chords": 0.4, "bass": 0.55, "drums": 0.45}
@@ -42,7 +42,7 @@ def render_score(
                 wave = drum_cache[note.instrument] * note.velocity
             else:
                 wave = render_note(
-                    INSTRUMENTS[note.instrument], note.pitch, note.offset - note.onset, note.velocity, sr, rng
+                    voice(note.instrument), note.pitch, note.offset - note.onset, note.velocity, sr, rng
                 )
             end = min(start + wave.size, buf.size)
             buf[start:end] += wave[: end - start]

@@ -11,12 +11,15 @@ from musicprobe.widgets.logic import (
     schedule_figure,
     schedule_from_controls,
     select_layers,
+    steermusic_plus_config_from_controls,
+    tradeoff_figure,
 )
 
 __all__ = [
     "EditGenControls",
     "InstructMEControls",
     "ScheduleEditor",
+    "SteerMusicPlusControls",
     "VitalLayerSelector",
     "blending_figure",
     "blending_profile",
@@ -27,11 +30,14 @@ __all__ = [
     "schedule_figure",
     "schedule_from_controls",
     "select_layers",
+    "steermusic_plus_config_from_controls",
+    "tradeoff_figure",
 ]
 
 
 def __getattr__(name: str):  # the ipywidgets front ends load lazily (ipywidgets is a notebook extra)
-    if name in ("EditGenControls", "InstructMEControls", "ScheduleEditor", "VitalLayerSelector"):
+    if name in ("EditGenControls", "InstructMEControls", "ScheduleEditor", "SteerMusicPlusControls",
+                "VitalLayerSelector"):
         from musicprobe.widgets import controls
 
         return getattr(controls, name)

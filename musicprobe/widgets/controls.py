@@ -18,6 +18,7 @@ from musicprobe.widgets.logic import (
     schedule_figure,
     schedule_from_controls,
     select_layers,
+    steermusic_plus_config_from_controls,
 )
 
 
@@ -325,6 +326,63 @@ class InstructMEControls:
     @property
     def widget(self) -> W.Widget:
         return W.VBox([W.HBox([self.example, self.text]), W.HBox([self.guidance, self.chords]), self.message,
+                       self.panel.button, self.panel.out])
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+STEERMUSIC_PLUS_KEYS = ("cqt1_pcc", "chroma", "concept_distance")
+
+
+class SteerMusicPlusControls:
+    """SteerMusic+'s knobs: the regulariser's lam (the paper's slider: lam < 0 keeps the source, lam > 0 the
+    concept), PCon's weight and where its reference features come from; the button runs
+    ``run(config) -> EditResult``."""
+
+    def __init__(self, base, run: Callable[[object], object] | None = None):
+        from musicprobe.editors.steermusic_plus import PCON_REFERENCES
+
+        self.base, self.run_fn = base, run
+        self.lam = W.FloatSlider(value=base.lam, min=-1.0, max=1.0, step=0.05, description="lam")
+        self.pcon = W.FloatLogSlider(value=max(base.pcon_weight, 1.0), base=10, min=0, max=5, step=0.5,
+                                     description="PCon weight")
+        self.use_pcon = W.Checkbox(value=base.pcon_weight > 0, description="PCon")
+        self.reference = W.ToggleButtons(options=list(PCON_REFERENCES), value=base.pcon_reference,
+                                         description="PCon ref")
+        self.message = W.HTML()
+        self.panel = _RunPanel("run edit", STEERMUSIC_PLUS_KEYS)
+        self.panel.button.on_click(lambda _b: self.run_edit())
+        self.config = base
+        for w in (self.lam, self.pcon, self.use_pcon, self.reference):
+            w.observe(lambda _change: self.refresh(), names="value")
+        self.refresh()
+
+    def refresh(self):
+        from musicprobe.errors import MusicProbeError
+
+        try:
+            self.config = steermusic_plus_config_from_controls(
+                self.base, lam=self.lam.value, pcon_weight=self.pcon.value if self.use_pcon.value else 0.0,
+                reference=self.reference.value)
+            c = self.config
+            self.message.value = (f"lam {c.lam:+.2f}: " + ("towards the concept" if c.lam > 0 else
+                                  "towards the source" if c.lam < 0 else "PDS alone")
+                                  + (f"; PCon x{c.pcon_weight:g} ({c.pcon_reference})" if c.pcon_weight else ""))
+        except MusicProbeError as e:
+            self.message.value = f"<span style='color:#b00'>{e}</span>"
+        return self.config
+
+    def run_edit(self):
+        if self.run_fn is None:
+            return None
+        result = self.run_fn(self.config)
+        self.panel.show(result)
+        return result
+
+    @property
+    def widget(self) -> W.Widget:
+        return W.VBox([W.HBox([self.lam, self.use_pcon, self.pcon]), self.reference, self.message,
                        self.panel.button, self.panel.out])
 
     def _ipython_display_(self) -> None:

@@ -136,3 +136,20 @@ def describe_instruction(text: str) -> str:
     p = parse_instruction(text)
     what = p.genre if p.op == "remix" else " -> ".join(p.instruments)
     return f"{p.op}: {what}"
+
+
+def steermusic_plus_config_from_controls(base, *, lam: float, pcon_weight: float, reference: str):
+    """The SteerMusic+ config the controls describe (validated: a clear error for a bad value)."""
+    return base.replace(lam=lam, pcon_weight=pcon_weight, pcon_reference=reference)
+
+
+def tradeoff_figure(points: dict[str, tuple[float, float]], title: str = "structure kept vs nearness to the concept",
+                    x_label: str = "CQT-1 PCC to the source (higher = more structure kept)",
+                    y_label: str = "concept distance (CDPAM stand-in, lower = more like the concept)") -> go.Figure:
+    """One labelled point per method: ``{label: (structure, concept distance)}`` (SteerMusic+'s Figure 10 axes)."""
+    fig = go.Figure()
+    for label, (x, y) in points.items():
+        fig.add_scatter(x=[x], y=[y], mode="markers+text", text=[label], textposition="top center", name=label)
+    fig.update_layout(title=title, xaxis_title=x_label, yaxis_title=y_label, template="plotly_white",
+                      showlegend=False, height=420)
+    return fig

@@ -88,3 +88,19 @@ def load(name: str, folder: str | Path | None = None, *, fresh: bool = False, de
     if not (folder / "model.safetensors").exists():
         raise ConfigError(f"{name}: no weights at {folder}; train them with `musicprobe zoo train {name}`")
     return _load(name, folder, decoder) if fresh else _cached(name, str(folder), decoder)
+
+
+CONCEPTS_DIR = WEIGHTS / "concepts"
+
+
+def load_concept(name_or_folder: str | Path, base=None):
+    """A personal concept fine-tuned on ``base`` (default: the zoo's mini-LDM): a bundled corpus concept by name
+    (``"lute"``, ``"marimba"``) or a folder written by ``musicprobe zoo personalize``."""
+    from musicprobe.zoo.personalize import PersonalConcept
+
+    folder = Path(name_or_folder)
+    if not folder.is_dir():
+        bundled = sorted(p.name for p in CONCEPTS_DIR.glob("*") if p.is_dir())
+        folder = CONCEPTS_DIR / check_known("concept (a bundled name or a concept folder)", str(name_or_folder),
+                                            bundled)
+    return PersonalConcept.load(folder, base if base is not None else load("mini-ldm"))
