@@ -188,21 +188,22 @@ def steer(editor, audio, src, tgt, cls=None, **kw):
 def test_pds_with_the_base_as_its_own_concept_model_is_dds(ldm, clap, edit):
     audio = cut(edit.pair.source.audio)
     dds = steer(SteerMusic(ldm, clap=clap), audio, edit.source_prompt, edit.text_prompt)
-    pds = steer(SteerMusicPlus(ldm, ldm, clap=clap), audio, edit.source_prompt, edit.text_prompt, lam=0.0)
+    same = dict(lr=0.005, source_guidance=30.0, target_guidance=30.0, pcon_weight=0.0)  # SteerMusic's defaults
+    pds = steer(SteerMusicPlus(ldm, ldm, clap=clap), audio, edit.source_prompt, edit.text_prompt, lam=0.0, **same)
     # the same gradients up to float rounding (DDS batches its two branches into one call, PDS cannot)
     assert np.allclose(dds.trace.grad_norm, pds.trace.grad_norm, rtol=1e-5)
     assert np.allclose(dds.trace.distance, pds.trace.distance, rtol=1e-4) and dds.trace.t == pds.trace.t
     # the regulariser vanishes when the class prompt is the target prompt and phi' = phi
     reg = steer(SteerMusicPlus(ldm, ldm, clap=clap), audio, edit.source_prompt, edit.text_prompt,
-                cls=edit.text_prompt, lam=0.5)
+                cls=edit.text_prompt, lam=0.5, **same)
     assert np.allclose(reg.trace.distance, pds.trace.distance, rtol=1e-4) and max(reg.trace.reg_norm) < 1e-4
 
 
 def test_each_term_changes_the_edit_and_is_traced(ldm, personal, clap, edit):
     audio = cut(edit.pair.source.audio)
     ed = SteerMusicPlus(ldm, personal, clap=clap)
-    pds = steer(ed, audio, edit.source_prompt, edit.concept_prompt, lam=0.0)
-    reg = steer(ed, audio, edit.source_prompt, edit.concept_prompt, cls=edit.class_prompt, lam=0.5)
+    pds = steer(ed, audio, edit.source_prompt, edit.concept_prompt, lam=0.0, pcon_weight=0.0)
+    reg = steer(ed, audio, edit.source_prompt, edit.concept_prompt, cls=edit.class_prompt, lam=0.5, pcon_weight=0.0)
     pcon = steer(ed, audio, edit.source_prompt, edit.concept_prompt, cls=edit.class_prompt, lam=0.5,
                  pcon_weight=1e3)
     assert not np.allclose(pds.edited, reg.edited) and not np.allclose(reg.edited, pcon.edited)
