@@ -200,6 +200,7 @@ class PersonalConcept:
     folder: Path
     base: Any
     info: dict = field(default_factory=dict)
+    _models: dict = field(default_factory=dict, repr=False)  # merged concept models per checkpoint
 
     @classmethod
     def load(cls, folder: str | Path, base: Any) -> PersonalConcept:
@@ -246,10 +247,13 @@ class PersonalConcept:
         """The personalised diffusion model (PDM) at ``step``: the base model with the LoRA merged in (a plain
         ``UNet2DConditionModel``, so the hook system names its layers as the base's)."""
         step = step or self.default_step
+        if step in self._models:  # merged once per checkpoint: editors share it (they never change a model)
+            return self._models[step]
         pdm = copy.copy(self.base)
         pdm.unet = merge_lora(self.base.unet, self.lora(step))
         pdm.meta = {**self.base.meta, "name": f"{self.base.meta.get('name', 'mini-ldm')}+{self.concept.name}",
                     "concept": self.concept.name, "finetune_steps": step}
+        self._models[step] = pdm
         return pdm
 
     def token_model(self) -> Any:
