@@ -323,3 +323,69 @@ def test_cli_personalize_writes_a_concept_folder_from_recordings(tmp_path, capsy
     assert main(["zoo", "personalize", str(rec), "--out", str(tmp_path / "x"), "--steps", "2",
                  "--checkpoints", "1,2"]) == 2
     assert "class word" in capsys.readouterr().err
+
+
+
+def live_tensors() -> int:
+    import contextlib
+    import gc
+
+    gc.collect()
+    n = 0
+    for o in gc.get_objects():
+        with contextlib.suppress(ReferenceError):  # dead weak proxies
+            n += torch.is_tensor(o)
+    return n
+
+
+def test_pcon_keeps_no_graph_between_iterations(ldm, personal, clap, edit):
+    import warnings
+
+    from musicprobe.editors.steermusic_plus import GraphBytes
+
+    audio, plus = cut(edit.pair.source.audio), SteerMusicPlus(ldm, personal, clap=clap)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counts = []
+        for steps in (2, 2, 6):
+            plus.edit_concept(audio, edit.source_prompt, edit.concept_prompt, edit.class_prompt, sr=SR,
+                              config=plus.config_class(steps=steps, pcon_weight=1e3))
+            counts.append(live_tensors())
+    # packing saved tensors as themselves kept every iteration's captured features and graph alive
+    assert counts[2] - counts[1] <= 5, counts
+    x = torch.randn(100, requires_grad=True)
+    with GraphBytes() as mem:
+        y = x.exp()  # exp saves its own output for the backward pass: 100 float32
+    assert mem.bytes == 400
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.allclose(g, y.detach())
+
+
+def test_bench_verdict_reads_both_concept_judges_with_their_signs():
+    from musicprobe.bench.steermusic_plus import FULL, verdict
+
+    row = lambda pcc, dist, heard: {"cqt1_pcc": pcc, "concept_distance": dist, "concept_presence": heard}  # noqa: E731
+    table = {FULL: row(0.5, 0.9, 0.3), "SteerMusic (text)": row(0.6, 0.8, 0.1), "DreamSound": row(0.4, 1.0, 0.5)}
+    lams = {"-0.5": row(0.6, 1.0, 0.1), "0.5": row(0.3, 0.9, 0.05)}
+    steps = {"DreamSound @ 50": row(0.5, 1.0, 0.1), "DreamSound @ 200": row(0.6, 0.8, 0.4)}
+    v = verdict(table, lams, steps)
+    text = "SteerMusic+ sounds more like the concept than SteerMusic (text)"
+    assert v[f"{text} (CDPAM stand-in)"] is False and v[f"{text} (concept judge)"] is True
+    assert v["SteerMusic+ keeps more structure than DreamSound (CQT-1 PCC)"] is True
+    assert v["lam < 0 keeps more structure than lam > 0"] is True
+    assert v["lam > 0 moves nearer the concept than lam < 0 (CDPAM stand-in)"] is True
+    assert v["lam > 0 moves nearer the concept than lam < 0 (concept judge)"] is False
+    assert v["DreamSound: more fine-tuning, nearer the concept (concept judge)"] is True
+    assert v["DreamSound: more fine-tuning, less structure"] is False
+
+
+def test_bench_saves_its_edits_and_judges_them_again_alike(tmp_path):
+    from musicprobe.bench.steermusic_plus import rescore_saved, steermusic_plus_comparison
+
+    methods = {"DreamSound": ("dreamsound", {"strength": 0.6, "steps": 3})}
+    out = steermusic_plus_comparison(("lute",), n_sources=1, sweep_sources=0, methods=methods, save_edits=tmp_path,
+                                     progress=False)
+    again = rescore_saved(tmp_path, "lute")
+    assert sorted(again["concept_presence"]) == ["DreamSound", "source", "target"]
+    assert again["concept_presence"]["DreamSound"] == pytest.approx(out["table"]["DreamSound"]["concept_presence"])
+    assert again["judge"] == pytest.approx(out["concept_judge"]["lute"])

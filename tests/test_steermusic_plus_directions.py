@@ -14,6 +14,7 @@ import pytest
 
 from musicprobe.inversion import generate_latents
 from musicprobe.metrics.clap import concept_distance
+from musicprobe.metrics.concept_judge import concept_judge
 from musicprobe.zoo import load, load_concept
 
 SEEDS = [1, 2, 3]
@@ -24,20 +25,27 @@ def base():
     return load("mini-ldm")
 
 
-def generated_distance(model, concept, clap) -> float:
+def generated(model, concept) -> list[np.ndarray]:
     prompt = f"a calm pop piece with {concept.concept.instance_phrase} playing the melody"
     z = generate_latents(model, [prompt] * len(SEEDS), SEEDS, steps=20, guidance=4.0)
-    refs = concept.reference()
-    audio = [model.decode(z[i : i + 1]) for i in range(len(SEEDS))]
-    return float(np.mean(concept_distance(clap, audio, model.sr, refs.audio, refs.sr)))
+    return [model.decode(z[i : i + 1]).reshape(-1) for i in range(len(SEEDS))]
 
 
 @pytest.mark.parametrize("name", ["lute", "marimba"])
 def test_fine_tuning_teaches_the_concept_and_more_steps_teach_more(base, name):
     clap = load("mini-clap")
     concept = load_concept(name, base)
-    d = {s: generated_distance(concept.model(s), concept, clap) for s in (50, 200)}
-    d["base"] = generated_distance(base, concept, clap)
-    d["ti"] = generated_distance(concept.token_model(), concept, clap)
+    refs = concept.reference()
+    audio = {s: generated(concept.model(s), concept) for s in (50, 200)}
+    audio["base"] = generated(base, concept)
+    audio["ti"] = generated(concept.token_model(), concept)
+    d = {k: float(np.mean(concept_distance(clap, a, base.sr, refs.audio, refs.sr))) for k, a in audio.items()}
     assert d[50] < d["base"] - 0.25 and d["ti"] < d["base"] - 0.25, d  # measured margins 0.28 to 0.78
     assert d[200] < d[50] - 0.15, d  # measured 0.30 (lute), 0.30 (marimba)
+    if name == "lute":
+        # the concept judge, which listens for the lead, hears the lute in the fine-tuned model's mixes
+        # (measured 0.97 at 200 steps against 0.10 for the base model; for the marimba it hears nothing from
+        # either, see the README)
+        judge = concept_judge(clap, refs.audio, refs.sr, name)
+        heard = {k: float(np.mean(judge.probability(audio[k], base.sr))) for k in (200, "base")}
+        assert heard[200] > heard["base"] + 0.5, heard

@@ -21,6 +21,7 @@ from __future__ import annotations
 import resource
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 from musicprobe.synth.corpus import clip_seed
 
 HELDOUT = 9_100  # source clips for concept edits: a seed range no model trained on
-KEYS = ("cqt1_pcc", "chroma", "concept_distance", "lpaps", "lpaps_target", "seconds")
+KEYS = ("cqt1_pcc", "chroma", "concept_distance", "concept_presence", "lpaps", "lpaps_target", "seconds")
 
 
 def source_seed(concept: str) -> int:
@@ -73,8 +74,9 @@ def make_editor(kind: str, overrides: dict, base: Any, concept: Any, clap: Any, 
     return SteerMusicPlus(base, concept.model(step), SteerMusicPlusConfig(**overrides), clap=clap)
 
 
-def run_one(editor: Any, kind: str, e: Any, refs: Any, clap: Any) -> tuple[dict, np.ndarray]:
-    """One edit of concept edit ``e``; its metrics (and the edited audio)."""
+def run_one(editor: Any, kind: str, e: Any, refs: Any, clap: Any, judge: Any = None) -> tuple[dict, np.ndarray]:
+    """One edit of concept edit ``e``; its metrics (and the edited audio). ``judge``: the concept's
+    :class:`~musicprobe.metrics.concept_judge.ConceptJudge` (adds ``concept_presence``)."""
     from musicprobe.metrics.clap import concept_distance
     from musicprobe.metrics.perceptual import lpaps
 
@@ -91,6 +93,8 @@ def run_one(editor: Any, kind: str, e: Any, refs: Any, clap: Any) -> tuple[dict,
     m["concept_distance"] = float(concept_distance(clap, res.edited, res.sr, refs.audio, refs.sr))
     m["lpaps"] = float(lpaps(clap, res.source, res.edited, res.sr))
     m["lpaps_target"] = float(lpaps(clap, tgt[:n], res.edited, res.sr))
+    if judge is not None:
+        m["concept_presence"] = float(judge.probability(res.edited, res.sr))
     bytes_ = getattr(res.trace, "graph_bytes", None)
     if bytes_ and any(bytes_):
         m["pcon_graph_mb"] = float(np.mean(bytes_)) / 2**20
@@ -113,11 +117,16 @@ def steermusic_plus_comparison(
     progress: bool = True,
     base: Any = None,
     clap: Any = None,
+    save_edits: str | Path | None = None,
 ) -> dict:
-    """The comparison table, the lam sweep and the fine-tuning-steps sweep (see the module docstring)."""
+    """The comparison table, the lam sweep and the fine-tuning-steps sweep (see the module docstring).
+
+    ``save_edits``: a folder that receives ``<concept>.npz`` per concept (each source, its true target and every
+    edit, keyed ``"<i>|<label>"``), so that edits can be judged again later without re-running them."""
     from tqdm.auto import tqdm
 
     from musicprobe.metrics.clap import fad
+    from musicprobe.metrics.concept_judge import concept_judge, judge_report
     from musicprobe.synth.concepts import concept_edits
     from musicprobe.zoo import load, load_concept
 
@@ -128,25 +137,37 @@ def steermusic_plus_comparison(
     targets: list[np.ndarray] = []
     lam_rows: dict[float, list[dict]] = defaultdict(list)
     step_rows: dict[str, list[dict]] = defaultdict(list)
+    judges: dict[str, dict] = {}
     it = {"steps": 40} if quick else {}
     for name in concepts:
         concept = load_concept(name, base)
         refs = concept.reference()
         pairs = concept_edits(name, n_sources, seed=source_seed(name))
-        for e in tqdm(pairs, desc=f"{name} sources", disable=not progress):
+        judge = concept_judge(clap, refs.audio, refs.sr, name)
+        judges[name] = judge_report(judge, [e.pair.target.audio for e in pairs], [e.pair.source.audio for e in pairs],
+                                    base.sr)
+        kept: dict[str, np.ndarray] = {}
+        for i, e in enumerate(tqdm(pairs, desc=f"{name} sources", disable=not progress)):
             targets.append(e.pair.target.audio)
+            kept[f"{i}|source"], kept[f"{i}|target"] = e.pair.source.audio, e.pair.target.audio
             for label, (kind, overrides) in methods.items():
-                m, audio = run_one(make_editor(kind, overrides, base, concept, clap), kind, e, refs, clap)
+                m, audio = run_one(make_editor(kind, overrides, base, concept, clap), kind, e, refs, clap, judge)
                 rows[label].append(m)
                 edits[label].append(audio)
-        for e in pairs[:sweep_sources]:
+                kept[f"{i}|{label}"] = audio
+        for i, e in enumerate(pairs[:sweep_sources]):
             for lam in lams:
                 ed = make_editor("plus", {"lam": lam, "pcon_weight": 0.0, **it}, base, concept, clap)
-                lam_rows[lam].append(run_one(ed, "plus", e, refs, clap)[0])
+                m, kept[f"{i}|lam {lam}"] = run_one(ed, "plus", e, refs, clap, judge)
+                lam_rows[lam].append(m)
             for step in finetune_steps:
                 for label, kind in (("SteerMusic+ PDS + reg", "plus"), ("DreamSound", "dreamsound")):
                     ed = make_editor(kind, dict(methods[label][1]), base, concept, clap, step)
-                    step_rows[f"{label} @ {step}"].append(run_one(ed, kind, e, refs, clap)[0])
+                    m, kept[f"{i}|{label} @ {step}"] = run_one(ed, kind, e, refs, clap, judge)
+                    step_rows[f"{label} @ {step}"].append(m)
+        if save_edits is not None:
+            Path(save_edits).mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(Path(save_edits) / f"{name}.npz", sr=np.array(base.sr), **kept)
     n = min(len(a) for v in edits.values() for a in v)
     table = {label: _mean(rs) for label, rs in rows.items()}
     for label in table:
@@ -165,9 +186,41 @@ def steermusic_plus_comparison(
         "lam_sweep": lam_table,
         "finetune_steps": step_table,
         "paper_direction": verdict(table, lam_table, step_table),
+        "concept_judge": judges,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "models": {"mini-ldm": base.meta.get("train_steps"), "decoder": base.codec.decoder},
     }
+
+
+# DDS settings from mini-LDM's defaults to ones that edit hard (the reference's lr is 0.02 with 400 iterations)
+STRENGTHS: dict[str, dict] = {
+    "defaults": {},
+    "lr 0.02": {"lr": 0.02},
+    "lr 0.02, 200 iterations": {"lr": 0.02, "steps": 200},
+    "lr 0.04": {"lr": 0.04},
+}
+
+
+def strength_sweep(concept_name: str, n_sources: int = 2, strengths: dict[str, dict] | None = None,
+                   base: Any = None, clap: Any = None) -> dict:
+    """SteerMusic+ (PDS) and SteerMusic (text) at increasing edit strength on the first ``n_sources`` sources:
+    where, if anywhere, the concept judge starts to hear the concept, and what structure is left then."""
+    from musicprobe.metrics.concept_judge import concept_judge
+    from musicprobe.synth.concepts import concept_edits
+    from musicprobe.zoo import load, load_concept
+
+    base, clap = base or load("mini-ldm"), clap or load("mini-clap")
+    concept = load_concept(concept_name, base)
+    refs = concept.reference()
+    judge = concept_judge(clap, refs.audio, refs.sr, concept_name)
+    pairs = concept_edits(concept_name, n_sources, seed=source_seed(concept_name))
+    out: dict[str, dict] = {}
+    for label, overrides in (strengths or STRENGTHS).items():
+        for kind, name, fixed in (("plus", "SteerMusic+ PDS", {"lam": 0.0, "pcon_weight": 0.0}),
+                                  ("text", "SteerMusic (text)", TEXT_DDS)):
+            ed = make_editor(kind, {**fixed, **overrides}, base, concept, clap)
+            out[f"{name}, {label}"] = _mean([run_one(ed, kind, e, refs, clap, judge)[0] for e in pairs])
+    return out
 
 
 FULL = "SteerMusic+ (PDS + reg + PCon)"
@@ -183,7 +236,9 @@ def paired_differences(rows: dict[str, list[dict]]) -> dict:
     for label, rs in rows.items():
         if label == FULL:
             continue
-        for key in ("cqt1_pcc", "concept_distance"):
+        for key in ("cqt1_pcc", "concept_distance", "concept_presence"):
+            if not all(key in r for r in (*full, *rs)):
+                continue
             d = np.array([a[key] - b[key] for a, b in zip(full, rs)])
             out[f"{key}: SteerMusic+ - {label}"] = {"mean": float(d.mean()), "std": float(d.std())}
     return out
@@ -199,17 +254,49 @@ def verdict(table: dict, lams: dict, steps: dict) -> dict:
                 out[f"SteerMusic+ keeps more structure than {base} (CQT-1 PCC)"] = (
                     full["cqt1_pcc"] > table[base]["cqt1_pcc"])
         if "SteerMusic (text)" in table:
-            out["SteerMusic+ sounds more like the concept than SteerMusic (text) (CDPAM stand-in)"] = (
-                full["concept_distance"] < table["SteerMusic (text)"]["concept_distance"])
+            for judge, key, sign in JUDGES:
+                if key in full and key in table["SteerMusic (text)"]:
+                    out[f"SteerMusic+ sounds more like the concept than SteerMusic (text) ({judge})"] = (
+                        sign * full[key] > sign * table["SteerMusic (text)"][key])
     if len(lams) >= 2:
         ks = sorted(lams, key=float)
         lo, hi = lams[ks[0]], lams[ks[-1]]
         out["lam < 0 keeps more structure than lam > 0"] = lo["cqt1_pcc"] > hi["cqt1_pcc"]
-        out["lam > 0 moves nearer the concept than lam < 0"] = hi["concept_distance"] < lo["concept_distance"]
+        for judge, key, sign in JUDGES:
+            if key in lo and key in hi:
+                out[f"lam > 0 moves nearer the concept than lam < 0 ({judge})"] = sign * hi[key] > sign * lo[key]
     for label in ("SteerMusic+ PDS + reg", "DreamSound"):
         got = sorted((int(k.rsplit("@ ", 1)[1]), v) for k, v in steps.items() if k.startswith(label + " @"))
         if len(got) >= 2:
-            out[f"{label}: more fine-tuning, nearer the concept"] = (
-                got[-1][1]["concept_distance"] < got[0][1]["concept_distance"])
-            out[f"{label}: more fine-tuning, less structure"] = got[-1][1]["cqt1_pcc"] < got[0][1]["cqt1_pcc"]
+            few, many = got[0][1], got[-1][1]
+            for judge, key, sign in JUDGES:
+                if key in few and key in many:
+                    out[f"{label}: more fine-tuning, nearer the concept ({judge})"] = sign * many[key] > sign * few[key]
+            out[f"{label}: more fine-tuning, less structure"] = many["cqt1_pcc"] < few["cqt1_pcc"]
     return out
+
+
+# the two judges of "sounds like the concept": (name, metric key, +1 if higher is nearer the concept)
+JUDGES = (("CDPAM stand-in", "concept_distance", -1), ("concept judge", "concept_presence", +1))
+
+
+def rescore_saved(folder: str | Path, concept: str, clap: Any = None) -> dict:
+    """Judge the edits a run saved (``save_edits``) again with the concept judge: mean ``concept_presence`` per
+    method and sweep entry, with the judge's own report on the run's true targets and sources."""
+    from musicprobe.metrics.concept_judge import concept_judge, judge_report
+    from musicprobe.zoo import load
+    from musicprobe.zoo.personalize import ConceptSet
+
+    z = np.load(Path(folder) / f"{concept}.npz")
+    sr = int(z["sr"])
+    clap = clap or load("mini-clap")
+    refs = ConceptSet.synthetic(concept)
+    judge = concept_judge(clap, refs.audio, refs.sr, concept)
+    by_label: dict[str, list[float]] = defaultdict(list)
+    for key in z.files:
+        if "|" in key:
+            by_label[key.split("|", 1)[1]].append(float(judge.probability(z[key], sr)))
+    n = len(by_label.get("source", []))
+    report = judge_report(judge, [z[f"{i}|target"] for i in range(n)], [z[f"{i}|source"] for i in range(n)], sr)
+    means = {k: float(np.mean(v)) for k, v in by_label.items()}
+    return {"concept": concept, "judge": report, "concept_presence": means, "per_edit": dict(by_label)}

@@ -170,11 +170,13 @@ def bench_steermusic(n: int = 16, quick: bool = False) -> dict:
 def bench_steermusic_plus(n: int = 8, quick: bool = False) -> dict:
     """Textual inversion, DreamSound, SteerMusic (text) and SteerMusic+ step by step on two concepts, with the lam
     and fine-tuning-steps sweeps (see musicprobe.bench.steermusic_plus)."""
-    from musicprobe.bench.steermusic_plus import steermusic_plus_comparison
+    from musicprobe.bench.steermusic_plus import steermusic_plus_comparison, strength_sweep
 
     if quick:
         return steermusic_plus_comparison(("lute",), n_sources=2, quick=True, sweep_sources=1)
-    return steermusic_plus_comparison(n_sources=n)
+    out = steermusic_plus_comparison(n_sources=n)
+    out["strength_sweep"] = {c: strength_sweep(c) for c in out["concepts"]}
+    return out
 
 
 def bench_editgen(n: int = 16, quick: bool = False) -> dict:

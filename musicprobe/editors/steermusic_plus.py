@@ -108,7 +108,9 @@ class GraphBytes:
 
         def pack(t: torch.Tensor) -> torch.Tensor:
             self.bytes += t.numel() * t.element_size()
-            return t
+            # detached: a saved output handed back as itself would hold its own grad_fn, a reference cycle through
+            # the autograd graph that Python's collector cannot see (the whole graph leaked every iteration)
+            return t.detach()
 
         self._ctx = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
         self._ctx.__enter__()
