@@ -11,9 +11,12 @@ target is the same score with the concept on the melody, the methods are:
 
 Metrics: CQT-1 PCC and chroma to the source (structure), the LPAPS stand-in to the source and to the true target,
 the CDPAM stand-in (:func:`musicprobe.metrics.clap.concept_distance`: mini-CLAP audio distance to the concept's
-reference clips; lower = more like the concept), FAD of each method's edits to the true targets, seconds per edit
-and, for PCon, the bytes its autograd graph keeps per iteration. Two sweeps follow the paper's ablations: ``lam``
-(the regulariser's sign and size) and the concept model's fine-tuning steps (50 / 100 / 200).
+reference clips; lower = more like the concept), the concept judge (:mod:`musicprobe.metrics.concept_judge`: the
+probability that the concept's voice is heard in the mix, fitted from the reference clips; higher = the concept),
+FAD of each method's edits to the true targets, seconds per edit and, for PCon, the bytes its autograd graph keeps
+per iteration. Two sweeps follow the paper's ablations: ``lam``
+(the regulariser's sign and size) and the concept model's fine-tuning steps (50 / 100 / 200); :func:`strength_sweep`
+asks how hard the DDS edits must push before the judge hears the concept.
 """
 
 from __future__ import annotations
@@ -281,8 +284,9 @@ JUDGES = (("CDPAM stand-in", "concept_distance", -1), ("concept judge", "concept
 
 
 def rescore_saved(folder: str | Path, concept: str, clap: Any = None) -> dict:
-    """Judge the edits a run saved (``save_edits``) again with the concept judge: mean ``concept_presence`` per
-    method and sweep entry, with the judge's own report on the run's true targets and sources."""
+    """Judge the edits a run saved (``save_edits``) for bundled ``concept`` again with the concept judge: mean
+    ``concept_presence`` per method and sweep entry, with the judge's own report on the run's true targets and
+    sources."""
     from musicprobe.metrics.concept_judge import concept_judge, judge_report
     from musicprobe.zoo import load
     from musicprobe.zoo.personalize import ConceptSet
