@@ -271,6 +271,17 @@ print("generated from noise by the concept model, heard:",
       [round(heard(pdm.decode(z[i : i + 1]).reshape(-1)), 2) for i in range(2)])
 
 # %% [markdown]
+# An ablation that is in neither the paper nor its code: let the concept model run the source branch too
+# (`source_model="personal"`). The delta score is then plain DDS inside the concept model, and the difference between
+# the two models, which the paper's PDS carries in every step, drops out. Same clip, a larger step (lr 0.02) for both:
+
+# %%
+for label, source_model in (("PDS (paper)", "base"), ("DDS in phi' (ablation)", "personal")):
+    r = run(base_cfg.replace(lam=0.0, lr=0.02, source_model=source_model))
+    print(f"{label:<24}", {k: round(r.metrics[k], 2) for k in ("cqt1_pcc", "chroma")}, "heard", round(heard(r.edited), 2))
+    display(Audio(r.edited, rate=sr))
+
+# %% [markdown]
 # ## What to take away
 #
 # * A concept enters through a fine-tuned copy of the model (a 1.4 MB LoRA here) or a learned token; SteerMusic+

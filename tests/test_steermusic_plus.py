@@ -199,6 +199,20 @@ def test_pds_with_the_base_as_its_own_concept_model_is_dds(ldm, clap, edit):
     assert np.allclose(reg.trace.distance, pds.trace.distance, rtol=1e-4) and max(reg.trace.reg_norm) < 1e-4
 
 
+def test_concept_model_on_both_branches_is_dds_inside_the_concept_model(ldm, personal, clap, edit):
+    audio = cut(edit.pair.source.audio)
+    same = dict(lr=0.005, source_guidance=30.0, target_guidance=30.0)  # SteerMusic's defaults
+    dds = steer(SteerMusic(personal, clap=clap), audio, edit.source_prompt, edit.concept_prompt)
+    both = steer(SteerMusicPlus(ldm, personal, clap=clap), audio, edit.source_prompt, edit.concept_prompt,
+                 lam=0.0, pcon_weight=0.0, source_model="personal", **same)
+    pds = steer(SteerMusicPlus(ldm, personal, clap=clap), audio, edit.source_prompt, edit.concept_prompt,
+                lam=0.0, pcon_weight=0.0, **same)
+    assert np.allclose(dds.trace.grad_norm, both.trace.grad_norm, rtol=1e-5)
+    assert not np.allclose(pds.trace.grad_norm, both.trace.grad_norm, rtol=1e-3)  # the paper's PDS differs
+    with pytest.raises(UnknownNameError, match="source_model 'phi'. Known: base, personal"):
+        SteerMusicPlusConfig(source_model="phi")
+
+
 def test_each_term_changes_the_edit_and_is_traced(ldm, personal, clap, edit):
     audio = cut(edit.pair.source.audio)
     ed = SteerMusicPlus(ldm, personal, clap=clap)

@@ -204,10 +204,17 @@ STRENGTHS: dict[str, dict] = {
 }
 
 
+# the methods the strength sweep compares: the paper's PDS, the ablation with phi' on both branches, and text DDS
+SWEPT = (("plus", "SteerMusic+ PDS", {"lam": 0.0, "pcon_weight": 0.0}),
+         ("plus", "SteerMusic+ DDS in phi'", {"lam": 0.0, "pcon_weight": 0.0, "source_model": "personal"}),
+         ("text", "SteerMusic (text)", TEXT_DDS))
+
+
 def strength_sweep(concept_name: str, n_sources: int = 2, strengths: dict[str, dict] | None = None,
                    base: Any = None, clap: Any = None) -> dict:
-    """SteerMusic+ (PDS) and SteerMusic (text) at increasing edit strength on the first ``n_sources`` sources:
-    where, if anywhere, the concept judge starts to hear the concept, and what structure is left then."""
+    """SteerMusic+ (PDS, and the ablation with the concept model on both branches) and SteerMusic (text) at
+    increasing edit strength on the first ``n_sources`` sources: where, if anywhere, the concept judge starts to hear
+    the concept, and what structure is left then."""
     from musicprobe.metrics.concept_judge import concept_judge
     from musicprobe.synth.concepts import concept_edits
     from musicprobe.zoo import load, load_concept
@@ -219,8 +226,7 @@ def strength_sweep(concept_name: str, n_sources: int = 2, strengths: dict[str, d
     pairs = concept_edits(concept_name, n_sources, seed=source_seed(concept_name))
     out: dict[str, dict] = {}
     for label, overrides in (strengths or STRENGTHS).items():
-        for kind, name, fixed in (("plus", "SteerMusic+ PDS", {"lam": 0.0, "pcon_weight": 0.0}),
-                                  ("text", "SteerMusic (text)", TEXT_DDS)):
+        for kind, name, fixed in SWEPT:
             ed = make_editor(kind, {**fixed, **overrides}, base, concept, clap)
             out[f"{name}, {label}"] = _mean([run_one(ed, kind, e, refs, clap, judge)[0] for e in pairs])
     return out

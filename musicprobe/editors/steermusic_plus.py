@@ -23,6 +23,12 @@ that time, concatenated and L2-normalised. Where the reference features come fro
 - ``pcon_reference="last"`` (the released ``sony/steermusic`` code): whatever ``phi`` ran last, which with the
   regulariser on is the regulariser pass ``phi(x_t, y_class)`` (without it, the source pass again).
 
+One ablation that is in neither the paper nor the released code: ``source_model="personal"`` runs the source
+branch through ``phi'`` too, i.e. plain DDS inside the concept model (``eps_phi'(x_t, y_concept) -
+eps_phi'(x_src_t, y_src)``), so the two models' difference no longer enters the delta score; PCon's "source"
+reference then comes from ``phi'`` as well, while the regulariser's ``phi(x_t, y_class)`` stays the base. On mini-LDM
+it reaches the concept where the paper's PDS does not (README).
+
 Defaults on mini-LDM: SteerMusic's loop (100 iterations, t in [500, 980], weight 2) at the paper's CFG 15 for
 SteerMusic+ and lr 0.01 (at 0.005 the edit barely leaves the source; at 0.02 it loses the melody: CQT-1 PCC 0.31
 on 4 sources), lam 0.05 (the paper's), and a PCon weight of 3e4: at the reference's weight 3 PCon's gradient is
@@ -45,13 +51,15 @@ from musicprobe.errors import ConfigError, check_known
 from musicprobe.hooks import Probe
 
 PCON_REFERENCES = ("source", "last")
+SOURCE_MODELS = ("base", "personal")  # which model runs the source branch: the paper's phi, or phi' (an ablation)
 
 
 @dataclass
 class SteerMusicPlusConfig(SteerMusicConfig):
     """SteerMusic's settings plus ``lam`` (the regulariser; 0 = PDS alone), ``pcon_weight`` (0 = no PCon),
     ``pcon_reference`` ("source": paper, "last": released code), ``tau``, ``patches`` and ``pcon_layers``
-    (hook points; empty = every up-path self-attention)."""
+    (hook points; empty = every up-path self-attention), ``source_model`` ("base": the paper's PDS; "personal": the
+    concept model runs the source branch too, an ablation)."""
 
     lr: float = 0.01
     source_guidance: float = 15.0
@@ -62,6 +70,7 @@ class SteerMusicPlusConfig(SteerMusicConfig):
     tau: float = 0.07
     patches: int = 256
     pcon_layers: list[str] = field(default_factory=list)
+    source_model: str = "base"
 
     @classmethod
     def reference(cls, **kw) -> SteerMusicPlusConfig:
@@ -72,6 +81,7 @@ class SteerMusicPlusConfig(SteerMusicConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_known("pcon_reference", self.pcon_reference, PCON_REFERENCES)
+        check_known("source_model", self.source_model, SOURCE_MODELS)
         if not np.isfinite(self.lam) or self.pcon_weight < 0 or self.tau <= 0 or self.patches < 2:
             raise ConfigError("need a finite lam, pcon_weight >= 0, tau > 0 and patches >= 2")
         self.pcon_layers = list(self.pcon_layers)
@@ -169,21 +179,22 @@ class SteerMusicPlus(SteerMusic):
             raise ConfigError("the shift regulariser (lam != 0) needs the class prompt: the target prompt with the "
                               "class word instead of the concept token (edit_concept(..., class_prompt=...))")
         base, pdm = self.model, self.personal
+        src_model, src_probe = (pdm, self.personal_probe) if c.source_model == "personal" else (base, self.probe)
         tgt = pdm.encode_prompt(target_prompt)
-        src = base.encode_prompt(source.prompt)
+        src = src_model.encode_prompt(source.prompt)
         cls = base.encode_prompt(self.class_prompt) if c.lam != 0 else None
         points = self.pcon_points(c) if c.pcon_weight > 0 else []
         hw = tuple(source.latent.shape[-2:])
         g = torch.Generator().manual_seed(c.seed + 1)
         gs, gt = c.source_guidance, c.target_guidance
 
-        def base_eps(x, t, prompt, capture: bool):
+        def guided_eps(model, probe, x, t, prompt, capture: bool):
             if not capture:
-                return base.eps(x, t, prompt, gs), None
+                return model.eps(x, t, prompt, gs), None
             branch = "cond" if gs != 1.0 else "all"  # without guidance the call has the conditional row alone
-            with self.probe.capture([f"{p}.hook_out" for p in points], heads="all", branch=branch,
-                                    dtype=torch.float32) as cache:
-                e = base.eps(x, t, prompt, gs)
+            with probe.capture([f"{p}.hook_out" for p in points], heads="all", branch=branch,
+                               dtype=torch.float32) as cache:
+                e = model.eps(x, t, prompt, gs)
             return e, {p: cache.get(f"{p}.hook_out")[0] for p in points}
 
         def direction(z: torch.Tensor, t: int, eps: torch.Tensor) -> torch.Tensor:
@@ -191,11 +202,11 @@ class SteerMusicPlus(SteerMusic):
             z_t = a**0.5 * z + (1 - a) ** 0.5 * eps
             src_t = a**0.5 * source.latent + (1 - a) ** 0.5 * eps
             e_tgt = pdm.eps(z_t, t, tgt, gt)
-            e_src, ref = base_eps(src_t, t, src, bool(points))
+            e_src, ref = guided_eps(src_model, src_probe, src_t, t, src, bool(points))
             pds = (1 - a) * torch.nan_to_num(e_tgt - e_src)
             grad, reg = pds, torch.zeros_like(pds)
             if cls is not None:
-                e_reg, last = base_eps(z_t, t, cls, bool(points) and c.pcon_reference == "last")
+                e_reg, last = guided_eps(base, self.probe, z_t, t, cls, bool(points) and c.pcon_reference == "last")
                 reg = c.lam * (1 - a) * torch.nan_to_num(e_tgt - e_reg)
                 grad = grad + reg
                 ref = last if last is not None else ref
@@ -231,5 +242,6 @@ class SteerMusicPlus(SteerMusic):
         return PDSTrace()
 
     def label(self, c: SteerMusicPlusConfig) -> str:
-        parts = ["PDS"] + ([f"reg {c.lam:g}"] if c.lam else []) + ([f"PCon {c.pcon_weight:g}"] if c.pcon_weight else [])
+        first = "PDS" if c.source_model == "base" else "DDS in phi'"
+        parts = [first] + ([f"reg {c.lam:g}"] if c.lam else []) + ([f"PCon {c.pcon_weight:g}"] if c.pcon_weight else [])
         return "SteerMusic+ (" + " + ".join(parts) + ")"
