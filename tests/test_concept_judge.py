@@ -61,5 +61,7 @@ def test_judge_takes_any_rate_and_refuses_unusable_recordings(clap):
     assert np.allclose(pa, pb, atol=0.2)
     with pytest.raises(ConfigError, match="no reference"):
         concept_judge(clap, [], 16000)
+    with pytest.raises(ConfigError, match="n_clips must be at least 2"):
+        concept_judge(clap, refs, 16000, n_clips=1)
     with pytest.raises(ConfigError, match="silent"):
         concept_judge(clap, [np.zeros(16000, np.float32)], 16000)

@@ -98,6 +98,9 @@ def concept_judge(clap: Any, references: list[np.ndarray], sr: int, name: str = 
 
     if not references:
         raise ConfigError("concept_judge: no reference recordings")
+    if n_clips < 2:
+        raise ConfigError(f"concept_judge: n_clips must be at least 2 (a clip's lead is laid over another's), "
+                          f"got {n_clips}")
     refs = [np.asarray(r, np.float32) if sr == 16000 else
             librosa.resample(np.asarray(r, np.float32), orig_sr=sr, target_sr=16000) for r in references]
     if any(not np.isfinite(r).all() or float(np.abs(r).max(initial=0.0)) == 0.0 for r in refs):
