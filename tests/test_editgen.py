@@ -72,6 +72,27 @@ def test_same_seed_same_draws_alone_or_in_a_batch(mg):
     assert not torch.equal(mg.generate("a flute", seed=4, frames=8), alone)
 
 
+def test_independent_rows_keep_the_source_row_and_decouple_the_others(mg):
+    """The reference's sampling: row 0 draws as alone with the seed; other rows draw their own noise, so two rows of
+    one prompt part (with shared noise they would stay identical)."""
+    independent = TokenSampling(rows="independent")
+    alone = mg.generate("a piano", seed=3, frames=12)
+    both = mg.generate(["a piano", "a piano"], seed=3, frames=12, sampling=independent)
+    assert torch.equal(both[0], alone[0])
+    assert not torch.equal(both[1], both[0])
+    shared = mg.generate(["a piano", "a piano"], seed=3, frames=12)
+    assert torch.equal(shared[1], shared[0])
+    with pytest.raises(ConfigError, match="rows must be one of"):
+        TokenSampling(rows="paired")
+
+
+def test_gumbel_draw_known_answer_per_row():
+    logits = torch.zeros(2, 1, 3)
+    gumbel = torch.tensor([[[0.0, 1.0, 0.0]], [[2.0, 0.0, 0.0]]])  # (rows, K, V): each row its own noise
+    assert TokenSampling().draw(logits, gumbel).tolist() == [[1], [0]]
+    assert TokenSampling().draw(logits, gumbel[0, 0][None]).tolist() == [[1], [1]]  # (K, V): shared
+
+
 def test_forced_rows_follow_their_codes(mg):
     target = torch.randint(0, 16, (1, 3, 8), generator=torch.Generator().manual_seed(0))
     force = torch.cat([target, torch.full_like(target, -1)])
@@ -219,6 +240,7 @@ def test_edit_a_given_clip_teacher_forces_the_source(mg):
     ({"cutoff": 0.0}, "cutoff"),
     ({"top_k": 0}, "top_k"),
     ({"guidance": 0.5}, "guidance"),
+    ({"row_noise": "paired"}, "rows must be one of"),
 ])
 def test_config_validates(bad, match):
     with pytest.raises(MusicProbeError, match=match):
@@ -263,3 +285,18 @@ def test_bench_prompt_pairs_change_one_word_or_reweight_one():
     assert v["replace soft keeps melody_acc better than no control"]
     assert not v["replace soft keeps rhythm_f1 better than no control"]  # equal is not better
     assert not v["soft >= hard on text-to-audio CLAP"] and v["soft >= hard on audio-to-audio CLAP"]
+
+
+def test_bench_paired_differences_known_answer():
+    from musicprobe.bench.editgen import paired_differences
+
+    base = [dict(melody_acc=0.1, dynamics_onset=0.0, rhythm_f1=0.5, chroma=0.2),
+            dict(melody_acc=0.3, dynamics_onset=0.2, rhythm_f1=0.5, chroma=float("nan"))]
+    edit = [dict(melody_acc=0.2, dynamics_onset=0.1, rhythm_f1=0.1, chroma=0.4),
+            dict(melody_acc=0.2, dynamics_onset=0.5, rhythm_f1=0.5, chroma=0.1)]
+    out = paired_differences({"no control": base, "replace soft": edit, "reweight soft": edit[:1]})
+    assert set(out) == {"replace soft"}  # reweight pairs have no re-generation to compare with
+    assert out["replace soft"]["melody_acc"] == pytest.approx([0.0, 0.1])
+    assert out["replace soft"]["dynamics_onset"] == pytest.approx([0.2, 0.1])
+    assert out["replace soft"]["rhythm_f1"] == pytest.approx([-0.2, 0.2])
+    assert out["replace soft"]["chroma"] == pytest.approx([0.2, 0.0])  # the NaN pair is left out

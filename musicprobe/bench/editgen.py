@@ -9,6 +9,12 @@ text-to-audio (to the target prompt) and audio-to-audio (to the source generatio
 The paper's directions: soft blending is at least as good as hard on both CLAP scores (0.849 vs 0.836 text-audio,
 0.414 vs 0.400 audio-audio), and controlled edits keep melody, dynamics and rhythm better than re-generating the
 target prompt with the same seed.
+
+"Same seed" is run both ways (``row_noise``): ``shared``, ours (every row draws with the same Gumbel noise, so the
+re-generation already shares the source's tokens wherever the two prompts agree), and ``independent``, the
+reference code's (each row of the batch its own draw: only the attention control links an edit to its source).
+Per coupling the result holds the mean table, the per-condition spread and the per-pair differences of the
+controlled edits from the re-generation (``paired``: mean and standard deviation over the word-swap pairs).
 """
 
 from __future__ import annotations
@@ -70,27 +76,59 @@ def conditions(kind: str) -> dict[str, dict]:
     return grid
 
 
+ROW_NOISES = ("shared", "independent")
+PRESERVATION = ("melody_acc", "dynamics_onset", "rhythm_f1", "chroma")
+
+
 def editgen_comparison(n_pairs: int = 16, model=None, clap=None, progress: bool = True,
-                       frames: int | None = None) -> dict:
-    """Mean metrics per condition over ``n_pairs`` prompt pairs (word-swap pairs and reweight pairs apart)."""
+                       frames: int | None = None, row_noise: tuple[str, ...] = ("shared",)) -> dict:
+    """Mean metrics per condition over ``n_pairs`` prompt pairs (word-swap pairs and reweight pairs apart), for each
+    sampling coupling in ``row_noise``; the first coupling's table is also the top-level ``table``."""
     from tqdm.auto import tqdm
 
     from musicprobe.editors.editgen import EditGen, EditGenConfig
+    from musicprobe.errors import check_known
     from musicprobe.zoo import load
 
+    for rn in row_noise:
+        check_known("row_noise", rn, ROW_NOISES)
     mg, clap = model or load("mini-musicgen"), clap or load("mini-clap")
     editor = EditGen(mg, clap=clap)
-    rows: dict[str, list[dict]] = defaultdict(list)
+    rows: dict[str, dict[str, list[dict]]] = {rn: defaultdict(list) for rn in row_noise}
     for pair in tqdm(prompt_pairs(n_pairs), desc="editgen pairs", disable=not progress):
-        for label, over in conditions(pair.kind).items():
-            cfg = EditGenConfig(seed=pair.seed, word=pair.word, frames=frames, **over)
-            t0 = time.perf_counter()
-            res = editor.edit_prompts(pair.source, pair.target, config=cfg)
-            rows[label].append(dict(res.metrics, seconds=time.perf_counter() - t0, kind=pair.kind))
+        for rn in row_noise:
+            for label, over in conditions(pair.kind).items():
+                cfg = EditGenConfig(seed=pair.seed, word=pair.word, frames=frames, row_noise=rn, **over)
+                t0 = time.perf_counter()
+                res = editor.edit_prompts(pair.source, pair.target, config=cfg)
+                rows[rn][label].append(dict(res.metrics, seconds=time.perf_counter() - t0, kind=pair.kind))
+    by_noise = {rn: summarise(r) for rn, r in rows.items()}
+    first = by_noise[row_noise[0]]
+    return {"n_pairs": n_pairs, "pairs_per_kind": _count(rows[row_noise[0]]), "row_noise": row_noise[0], **first,
+            "by_row_noise": by_noise}
+
+
+def summarise(rows: dict[str, list[dict]]) -> dict:
+    """Table (means), spread (standard deviations), paired differences from no control, verdict of one coupling."""
     table = {label: {k: float(np.nanmean([r[k] for r in rs])) for k in KEYS} for label, rs in rows.items()}
     spread = {label: {k: float(np.nanstd([r[k] for r in rs])) for k in KEYS} for label, rs in rows.items()}
-    return {"n_pairs": n_pairs, "pairs_per_kind": _count(rows), "table": table, "spread": spread,
-            "verdict": verdict(table)}
+    return {"table": table, "spread": spread, "paired": paired_differences(rows), "verdict": verdict(table)}
+
+
+def paired_differences(rows: dict[str, list[dict]]) -> dict[str, dict[str, list[float]]]:
+    """Per controlled word-swap condition and preservation metric: ``[mean, sd]`` of (condition - no control) over
+    the pairs both ran on (the same source generation)."""
+    base = rows.get("no control", [])
+    out: dict[str, dict[str, list[float]]] = {}
+    for label, rs in rows.items():
+        if label == "no control" or label.startswith("reweight") or len(rs) != len(base):
+            continue
+        out[label] = {}
+        for k in PRESERVATION:
+            d = np.array([r[k] - b[k] for r, b in zip(rs, base)], dtype=float)
+            d = d[np.isfinite(d)]
+            out[label][k] = [float(d.mean()), float(d.std())] if d.size else [float("nan")] * 2
+    return out
 
 
 def _count(rows: dict[str, list[dict]]) -> dict[str, int]:

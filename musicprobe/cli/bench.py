@@ -180,11 +180,11 @@ def bench_steermusic_plus(n: int = 8, quick: bool = False) -> dict:
 
 
 def bench_editgen(n: int = 16, quick: bool = False) -> dict:
-    """EditGen on mini-MusicGen: no control vs replace / refine / reweight x soft / hard blending (see
-    musicprobe.bench.editgen)."""
-    from musicprobe.bench.editgen import editgen_comparison
+    """EditGen on mini-MusicGen: no control vs replace / refine / reweight x soft / hard blending, with our shared
+    sampling noise and with the reference's independent rows (see musicprobe.bench.editgen)."""
+    from musicprobe.bench.editgen import ROW_NOISES, editgen_comparison
 
-    return editgen_comparison(n_pairs=4 if quick else n)
+    return editgen_comparison(n_pairs=4 if quick else n, row_noise=ROW_NOISES)
 
 
 def bench_instructme(n: int = 16, quick: bool = False) -> dict:

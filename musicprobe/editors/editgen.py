@@ -54,6 +54,9 @@ class EditGenConfig(JsonConfig):
         word / weight: reweight's word of the prompt and its factor ``c`` in [-2, 2].
         guidance: classifier-free guidance on the logits (MusicGen's 3).
         seed, frames, top_k, temperature: sampling (``frames`` None: the model's clip length).
+        row_noise: ``shared`` (ours: every row draws with the same noise, so rows whose distributions agree draw
+            the same token) or ``independent`` (the reference: each row its own draw; only the attention control
+            links the edit to its source). The source row is the same generation either way.
         word_maps: record each word's cross-attention over time (the DAAM-style heat maps).
     """
 
@@ -70,6 +73,7 @@ class EditGenConfig(JsonConfig):
     frames: int | None = None
     top_k: int = 250
     temperature: float = 1.0
+    row_noise: str = "shared"
     word_maps: bool = False
     capture: list[str] = field(default_factory=list)
 
@@ -88,7 +92,10 @@ class EditGenConfig(JsonConfig):
             raise ConfigError(f"guidance must be >= 1 (1 = no classifier-free guidance), got {self.guidance}")
         if self.frames is not None and self.frames < 1:
             raise ConfigError(f"frames must be >= 1, got {self.frames}")
-        TokenSampling(self.top_k, self.temperature)
+        self.sampling()
+
+    def sampling(self) -> TokenSampling:
+        return TokenSampling(self.top_k, self.temperature, self.row_noise)
 
 
 @dataclass
@@ -165,7 +172,7 @@ class EditGen(Editor):
                 if iv is not None:
                     stack.enter_context(self.probe.intervene(iv))
             codes = self.model.generate(prompts, seed=c.seed, frames=c.frames, guidance=c.guidance,
-                                        sampling=TokenSampling(c.top_k, c.temperature), force=force)
+                                        sampling=c.sampling(), force=force)
         if rec is None:
             return codes, None
         tok, n = self._tokenizer()

@@ -25,6 +25,8 @@ from musicprobe.errors import ConfigError
 # stepper(tokens (rows, K, 1)) -> logits (rows, K, V) of the next step, keeping its own cache
 Stepper = Callable[[torch.Tensor], torch.Tensor]
 LogitsHook = Callable[[int, torch.Tensor], torch.Tensor | None]
+ROW_COUPLINGS = ("shared", "independent")
+ROW_SEED_STRIDE = 1_000_003  # row r of an independent draw seeds its stream with seed + r * stride
 
 
 def apply_delay(codes: torch.Tensor, pad: int) -> torch.Tensor:
@@ -62,29 +64,46 @@ class TokenSampling:
     rows whose distributions are close mostly do, which is what makes "same seed" comparisons of an edit and its
     source meaningful (an inverse-CDF draw over probability-sorted tokens would split them at the first
     reordering).
+
+    ``rows="independent"`` is what the reference code gets from ``torch.multinomial`` on one batch with one seed:
+    every row draws its own noise (row 0 from the seed, as alone; row ``r`` from its own stream), so rows share
+    nothing but the seed's reproducibility and whatever an intervention carries from one row to another.
     """
 
     top_k: int = 250
     temperature: float = 1.0
+    rows: str = "shared"
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.rows not in ROW_COUPLINGS:
+            raise ConfigError(f"rows must be one of {ROW_COUPLINGS}, got {self.rows!r}")
 
-    def noise(self, n_codebooks: int, vocab: int, generator: torch.Generator) -> torch.Tensor:
-        """Standard Gumbel noise ``(K, V)`` for one step."""
+    def generators(self, seed: int, rows: int) -> list[torch.Generator]:
+        """The random streams of a generation: one shared stream, or one per row (row 0's is the seed's own)."""
+        n = 1 if self.rows == "shared" else rows
+        return [torch.Generator().manual_seed(int(seed) + r * ROW_SEED_STRIDE) for r in range(n)]
+
+    def noise(self, n_codebooks: int, vocab: int, generator: torch.Generator | list[torch.Generator]) -> torch.Tensor:
+        """Standard Gumbel noise of one step: ``(K, V)`` from one generator, ``(rows, K, V)`` from a list."""
+        if isinstance(generator, list):
+            return torch.stack([self.noise(n_codebooks, vocab, g) for g in generator]) if len(generator) > 1 \
+                else self.noise(n_codebooks, vocab, generator[0])
         u = torch.rand(n_codebooks, vocab, generator=generator).clamp_(1e-10, 1.0 - 1e-7)
         return -torch.log(-torch.log(u))
 
     def draw(self, logits: torch.Tensor, gumbel: torch.Tensor) -> torch.Tensor:
-        """Tokens ``(rows, K)`` from logits ``(rows, K, V)`` and the step's shared Gumbel noise ``(K, V)``."""
+        """Tokens ``(rows, K)`` from logits ``(rows, K, V)`` and the step's Gumbel noise: ``(K, V)`` shared by
+        the rows, or ``(rows, K, V)`` one per row."""
         k = min(self.top_k, logits.shape[-1])
         scaled = logits / self.temperature
         kth = scaled.topk(k, dim=-1).values[..., -1:]
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-        return (scaled + gumbel.to(scaled.dtype)[None]).argmax(-1)
+        g = gumbel.to(scaled.dtype)
+        return (scaled + (g if g.dim() == 3 else g[None])).argmax(-1)
 
 
 def sample_codes(
@@ -117,7 +136,7 @@ def sample_codes(
                               f"got {tuple(force.shape)}")
         forced = apply_delay(force.long(), -1)
     k = n_codebooks
-    g = torch.Generator().manual_seed(int(seed))
+    g = sampling.generators(seed, rows)
     delayed = torch.full((rows, k, frames + k - 1), pad, dtype=torch.long)
     tokens = torch.full((rows, k, 1), pad, dtype=torch.long)
     books = torch.arange(k)
