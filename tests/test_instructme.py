@@ -208,6 +208,36 @@ def test_ablations_change_the_architecture():
     torch.testing.assert_close(a, b)
 
 
+def test_chords_in_the_up_path_start_closed_and_fine_tune_from_an_export(tmp_path):
+    """``chord_up`` adds gated chord attention to every up block: initialised from a bottleneck-only export it
+    predicts exactly what the export does (gates at zero); opened, the up path hears the chords."""
+    from musicprobe.models.miniinstructme import MiniInstructME
+    from musicprobe.zoo.trainer import initialise_from
+
+    make_tiny_instructme().save(tmp_path / "base")
+    base = MiniInstructME.load(tmp_path / "base")  # as exported (fp16 weights)
+    up = make_tiny_instructme(seed=1, chord_up=True)
+    gated = {n: type(p).__name__ for n, p in up.network.unet.attn_processors.items() if n.startswith("up_blocks")}
+    assert gated and {v for k, v in gated.items() if ".attn2." in k} == {"GatedChordCrossAttention"}
+    meta = initialise_from(up.network, tmp_path / "base", log=lambda *_: None)
+    assert meta["new_tensors"] and all(".chord_" in k for k in meta["new_tensors"])
+    x, src, t = torch.randn(1, 16, 16, 16), torch.randn(1, 16, 16, 16), torch.tensor([500])
+    text, chords, other = base.encode_prompt("add drums"), torch.rand(1, 37, 4), torch.rand(1, 37, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(up.network(x, t, src, text, chords), base.network(x, t, src, text, chords),
+                                   rtol=0, atol=0)
+        for m in up.network.unet.modules():
+            if hasattr(m, "chord_gate"):
+                m.chord_gate.fill_(1.0)
+        mid_only = base.network(x, t, src, text, other) - base.network(x, t, src, text, chords)
+        with_up = up.network(x, t, src, text, other) - up.network(x, t, src, text, chords)
+    assert with_up.abs().max() > 2 * mid_only.abs().max()  # measured 4x on this random network
+    with pytest.raises(ConfigError, match="do not fit this network"):
+        initialise_from(make_tiny_instructme(block_out_channels=(32, 32, 32)).network, tmp_path / "base")
+    with pytest.raises(ConfigError, match="needs chord=True"):
+        make_tiny_instructme(chord=False, chord_up=True)
+
+
 def test_the_unet_hooks_like_any_unet_and_capture_leaves_the_output_unchanged():
     from musicprobe.hooks import Probe
 
@@ -288,3 +318,29 @@ def test_layer_probing_runs_on_a_bound_source():
     scores = probe_layers(bound, make_tiny_clap(), prompts=("add drums", "remove the bass"), steps=2)
     assert "mid.0.layer0.self_attn" in scores.points and np.isfinite(scores.score).all()
     assert scores.score.max() > 0
+
+
+def test_bench_verdict_reads_the_issue_and_the_paper():
+    from musicprobe.bench.instructme import verdict
+
+    row = dict(ia=0.5, cra=0.5, pch=0.5, ioi=0.5, fad=0.1)
+    table = {"InstructME": dict(row, cra=0.6, pch=0.7), "w/o chord": dict(row), "SDEdit": dict(row, ia=0.2),
+             "w/o MSA": dict(row, pch=0.8, fad=0.2)}
+    v = verdict(table)
+    assert v["chord conditioning raises CRA"] and v["chord conditioning raises PCH (paper's Table 4)"]
+    assert not v["chord conditioning raises IOI (paper's Table 4)"]  # equal is not raised
+    assert not v["MSA raises PCH (issue)"] and not v["MSA raises IOI (issue)"]
+    assert v["MSA lowers FAD (paper's Table 4)"] and v["trained editor beats zero-shot on IA"]
+    assert verdict({"w/o chord": row}) == {}
+
+
+def test_paired_difference_known_answer():
+    from musicprobe.bench.paired import paired_difference
+
+    a = [dict(cra=0.5, ia=1.0), dict(cra=0.7, ia=float("nan")), dict(cra=0.2, ia=0.0)]
+    b = [dict(cra=0.4, ia=0.0), dict(cra=0.4, ia=1.0), dict(cra=0.2, ia=0.0)]
+    out = paired_difference(a, b, ["cra", "ia"])
+    assert out["cra"] == pytest.approx([0.4 / 3, np.std([0.1, 0.3, 0.0]), 3])
+    assert out["ia"] == pytest.approx([0.5, 0.5, 2])
+    with pytest.raises(ValueError, match="3 rows against 2"):
+        paired_difference(a, b[:2], ["cra"])

@@ -116,19 +116,13 @@ def summarise(rows: dict[str, list[dict]]) -> dict:
 
 
 def paired_differences(rows: dict[str, list[dict]]) -> dict[str, dict[str, list[float]]]:
-    """Per controlled word-swap condition and preservation metric: ``[mean, sd]`` of (condition - no control) over
-    the pairs both ran on (the same source generation)."""
+    """Per controlled word-swap condition and preservation metric: ``[mean, sd, n]`` of (condition - no control)
+    over the pairs (the same source generation)."""
+    from musicprobe.bench.paired import paired_difference
+
     base = rows.get("no control", [])
-    out: dict[str, dict[str, list[float]]] = {}
-    for label, rs in rows.items():
-        if label == "no control" or label.startswith("reweight") or len(rs) != len(base):
-            continue
-        out[label] = {}
-        for k in PRESERVATION:
-            d = np.array([r[k] - b[k] for r, b in zip(rs, base)], dtype=float)
-            d = d[np.isfinite(d)]
-            out[label][k] = [float(d.mean()), float(d.std())] if d.size else [float("nan")] * 2
-    return out
+    return {label: paired_difference(rs, base, PRESERVATION) for label, rs in rows.items()
+            if label != "no control" and not label.startswith("reweight") and len(rs) == len(base)}
 
 
 def _count(rows: dict[str, list[dict]]) -> dict[str, int]:
