@@ -271,3 +271,24 @@ def test_the_instructme_recipe_checks_its_loss_weights():
     assert InstructMETrainConfig().snr_floor == 1.0  # the shipped weights' last 2,500 steps (their provenance says)
     with pytest.raises(ConfigError, match="snr_floor"):
         InstructMETrainConfig(snr_floor=6.0)
+
+
+def test_the_instructme_recipe_fine_tunes_from_an_export_and_says_so(tmp_path):
+    from dataclasses import replace
+
+    from musicprobe.models.miniinstructme import MiniInstructME
+    from musicprobe.zoo.recipes import train
+    from musicprobe.zoo.train_instructme import InstructMETrainConfig, train_miniinstructme
+
+    small = dict(n_clips=4, stats_clips=8, batch_size=2, workers=1)
+    cfg = InstructMETrainConfig(**small)
+    cfg.loop.steps = 2
+    first = train_miniinstructme(tmp_path / "base", cfg, log=lambda _m: None)
+    tuned = InstructMETrainConfig.fine_tune(str(first), steps=1, **small)
+    tuned.model = replace(tuned.model, chord_up=True)
+    ime = MiniInstructME.load(train_miniinstructme(tmp_path / "tuned", tuned, log=lambda _m: None))
+    assert ime.config.chord_up and ime.meta["train_steps"] == 1
+    assert ime.meta["init_from"]["train_steps"] == 2 and ime.meta["init_from"]["name"] == "mini-instructme"
+    assert ime.meta["init_from"]["new_tensors"] and ime.meta["train"]["loop"]["lr"] == 2e-4
+    with pytest.raises(ConfigError, match="from scratch only.*mini-instructme"):
+        train("mini-flux", tmp_path / "flux", init_from="mini-flux")

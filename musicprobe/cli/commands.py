@@ -314,7 +314,7 @@ def run_zoo(a: argparse.Namespace) -> None:
         return
     from musicprobe.zoo.recipes import train
 
-    path = train(a.name, a.out, steps=a.steps or None, n_clips=a.clips, workers=a.workers)
+    path = train(a.name, a.out, steps=a.steps or None, n_clips=a.clips, workers=a.workers, init_from=a.init_from)
     print(f"weights in {path}")
 
 

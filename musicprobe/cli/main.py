@@ -326,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--steps", type=int, default=0)
     zt.add_argument("--clips", type=int, default=0, help="training clips (default: the recipe's own)")
     zt.add_argument("--workers", type=int, default=2)
+    zt.add_argument("--init-from", default=None, help="continue from an exported model (zoo name or weights folder) "
+                    "with the recipe's fine-tuning settings (mini-instructme and its ablations)")
     zt.set_defaults(func=_cmd_zoo)
 
     zp = zsub.add_parser("personalize", help="teach mini-LDM a personal concept (DreamBooth LoRA + textual "

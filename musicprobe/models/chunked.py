@@ -13,12 +13,16 @@ Tokens of a ``Transformer2DModel`` come row-major from a ``(height, width)`` map
 * :class:`ChordCrossAttention` (the bottleneck) attends to the chord tokens after them, each time column only to
   the chord frames within ``band`` columns of its own time: the paper does not say how chord frames align with the
   bottleneck map; a band mask is our choice (a global cross-attention has no way to know which chord is "now").
+* :class:`GatedChordCrossAttention` (our extension, the up path): the text cross-attention plus a gated, time-banded
+  attention to the chord tokens through keys / values of its own (``attn.chord_k``, ``attn.chord_v``,
+  ``attn.chord_gate``; :func:`add_chord_inputs` adds them, the gate at zero so the block starts as it was).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def window_starts(width: int, chunk: int) -> list[int]:
@@ -126,3 +130,31 @@ class ChordCrossAttention:
         width = hidden_states.shape[1] // self.height
         mask = band_mask(self.height, width, chords.shape[1], self.band, hidden_states.device)
         return _cross(attn, hidden_states, chords, mask[None, None])
+
+
+def add_chord_inputs(attn: nn.Module, token_dim: int) -> None:
+    """Give a cross-attention module chord keys / values of its own and a zero gate (see the module docstring)."""
+    inner = attn.to_q.out_features
+    attn.chord_k = nn.Linear(token_dim, inner, bias=False)
+    attn.chord_v = nn.Linear(token_dim, inner, bias=False)
+    attn.chord_gate = nn.Parameter(torch.zeros(()))
+
+
+class GatedChordCrossAttention(TextCrossAttention):
+    """Text cross-attention plus ``attn.chord_gate`` times a time-banded attention to the chord tokens."""
+
+    def __init__(self, height: int, text_len: int, band: int = 1):
+        super().__init__(text_len)
+        self.height = int(height)
+        self.band = int(band)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 *args, **kwargs) -> torch.Tensor:
+        text = super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask)
+        chords = encoder_hidden_states[:, self.text_len :]
+        width = hidden_states.shape[1] // self.height
+        mask = band_mask(self.height, width, chords.shape[1], self.band, hidden_states.device)
+        q = _heads(attn, attn.to_q(hidden_states))
+        k, v = _heads(attn, attn.chord_k(chords)), _heads(attn, attn.chord_v(chords))
+        heard = _project_out(attn, F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None]))
+        return text + attn.chord_gate.to(text.dtype) * heard

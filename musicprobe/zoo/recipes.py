@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from pathlib import Path
 
-from musicprobe.errors import check_known
+from musicprobe.errors import ConfigError, check_known
 from musicprobe.zoo.corpus import HELDOUT_SEED, TRAIN_SEED, MelCorpus, cached_corpus
 from musicprobe.zoo.trainer import corpus_codec
 
@@ -34,16 +34,26 @@ def heldout(n: int = 256, workers: int = 1) -> MelCorpus:
 
 
 def train(
-    name: str, out: str | Path, *, steps: int | None = None, n_clips: int | None = None, workers: int = 2, log=print
+    name: str, out: str | Path, *, steps: int | None = None, n_clips: int | None = None, workers: int = 2, log=print,
+    init_from: str | None = None,
 ) -> Path:
     """Train zoo model ``name`` into ``out`` (resumable, except mini-CLAP); returns the folder holding the weights.
-    ``n_clips``: training clips (default: the recipe's own, 2400 for the corpus models)."""
+    ``n_clips``: training clips (default: the recipe's own, 2400 for the corpus models). ``init_from``: continue
+    from an exported model (zoo name or folder) with the recipe's fine-tuning settings, where it has them."""
     check_known("zoo model", name, RECIPES)
     out = Path(out)
     if name in LOOP_RECIPES:
         module, config_name, fn_name = LOOP_RECIPES[name]
         recipe = import_module(module)
-        cfg = getattr(recipe, config_name)(workers=workers, **({"n_clips": n_clips} if n_clips else {}))
+        config_class = getattr(recipe, config_name)
+        kw = {"workers": workers, **({"n_clips": n_clips} if n_clips else {})}
+        if init_from:
+            if not hasattr(config_class, "fine_tune"):
+                tunable = ", ".join(n for n, r in LOOP_RECIPES.items() if r[1] == "InstructMETrainConfig")
+                raise ConfigError(f"{name}'s recipe trains from scratch only (--init-from is for {tunable})")
+            cfg = config_class.fine_tune(init_from, **kw)
+        else:
+            cfg = config_class(**kw)
         if name in MODEL_OVERRIDES:
             from dataclasses import replace
 

@@ -36,10 +36,17 @@ class InstructMETrainConfig(CorpusTrainConfig):
     snr_floor: float = 1.0  # the x0 loss's weight is clamp(SNR_t, snr_floor, snr_cap) (source-x0 only)
     snr_cap: float = 5.0
     stats_clips: int = 2400  # training-corpus clips whose log-mel mean / std standardise the latents (as every model)
+    init_from: str = ""  # a zoo name or an exported folder to fine-tune from ("": from scratch)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=5000, lr=5e-4, warmup=100, ema_decay=0.998))
     model: MiniInstructMEConfig = field(
         default_factory=lambda: MiniInstructMEConfig(block_out_channels=(48, 96, 144))
     )
+
+    @classmethod
+    def fine_tune(cls, init_from: str, steps: int = 800, **kw) -> InstructMETrainConfig:
+        """The recipe continued from an export (``init_from``: zoo name or folder): a short run of its own, warm-up
+        50 steps and a cosine from 2e-4 (the shipped chord-in-the-up-path models were made this way)."""
+        return cls(init_from=init_from, loop=LoopConfig(steps=steps, lr=2e-4, warmup=50, ema_decay=0.998), **kw)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -128,4 +135,9 @@ def train_miniinstructme(out: str | Path, cfg: InstructMETrainConfig | None = No
         return loss_at
 
     name = "mini-instructme" + ("" if cfg.model.multiscale else "-no-msa") + ("" if cfg.model.chord else "-no-chord")
-    return train_mel_model(Path(out), cfg, data, name, MiniInstructME, make_loss, log)
+    init = None
+    if cfg.init_from:
+        from musicprobe.zoo import MODELS, weights_dir
+
+        init = weights_dir(cfg.init_from) if cfg.init_from in MODELS else Path(cfg.init_from)
+    return train_mel_model(Path(out), cfg, data, name, MiniInstructME, make_loss, log, init_from=init)

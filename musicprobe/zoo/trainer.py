@@ -180,22 +180,48 @@ def train_mel_model(
     model_class: Any,
     make_loss: Callable[[Any], LossAt],
     log: Callable[[str], object] = print,
+    init_from: str | Path | None = None,
     **model_kw: Any,
 ) -> Path:
     """The recipe every mini model on the shared codec follows: build ``model_class``'s network at the loop seed,
     wrap it (``model_class(network, config, **model_kw)``), train ``make_loss(model)`` with :func:`train_loop`, and
-    export the EMA weights with provenance under ``name``. Returns the exported folder ``out/model``."""
+    export the EMA weights with provenance under ``name``. Returns the exported folder ``out/model``.
+
+    ``init_from``: an exported model folder whose weights start the run (a fine-tune); parameters the new network
+    adds keep their initialisation, and the export's own provenance is kept under ``init_from`` in the new one."""
     network = model_class.build(data.model_config, seed=cfg.loop.seed)  # type: ignore[attr-defined]
+    init_meta = initialise_from(network, init_from, log) if init_from else None
     model = model_class(network, data.model_config, **model_kw)
     loss_at = make_loss(model)
     log(f"{name}: {sum(p.numel() for p in network.parameters()) / 1e6:.2f} M parameters")
 
     def export(ema: torch.nn.Module, step: int, segments: list[dict]) -> Path:
         meta = provenance_meta(name, cfg, step, segments)
+        if init_meta is not None:
+            meta["init_from"] = init_meta
         return export_model(out, model_class(ema, data.model_config, meta=meta, **model_kw))
 
     train_loop(out, network, loss_at, cfg.loop, export, train_config=cfg.to_dict(), log=log)
     return out / "model"
+
+
+def initialise_from(network: torch.nn.Module, folder: str | Path, log: Callable[[str], object] = print) -> dict:
+    """Load an exported model's weights into ``network`` (which may add parameters, never drop or reshape one);
+    returns what the export recorded about its own training (name, steps, schedule segments)."""
+    from musicprobe.models.weights import read_weights
+
+    _, meta, state = read_weights(folder, "initial")
+    own = network.state_dict()
+    unknown = sorted(k for k in state if k not in own or own[k].shape != state[k].shape)
+    if unknown:
+        raise ConfigError(f"cannot start from {folder}: {len(unknown)} of its weights do not fit this network "
+                          f"(first: {unknown[0]}); a fine-tune may add parameters, not change existing ones")
+    network.load_state_dict(state, strict=False)
+    added = [k for k in own if k not in state]
+    log(f"initialised from {folder} ({meta.get('name', '?')}, {meta.get('train_steps', '?')} steps); "
+        f"{len(added)} new tensors keep their initialisation")
+    keep = ("name", "train_steps", "schedule_segments", "corpus_seed", "corpus_clips", "train")
+    return {**{k: meta[k] for k in keep if k in meta}, "new_tensors": added}
 
 
 def cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
