@@ -87,13 +87,12 @@ class TokenSampling:
         n = 1 if self.rows == "shared" else rows
         return [torch.Generator().manual_seed(int(seed) + r * ROW_SEED_STRIDE) for r in range(n)]
 
-    def noise(self, n_codebooks: int, vocab: int, generator: torch.Generator | list[torch.Generator]) -> torch.Tensor:
-        """Standard Gumbel noise of one step: ``(K, V)`` from one generator, ``(rows, K, V)`` from a list."""
-        if isinstance(generator, list):
-            return torch.stack([self.noise(n_codebooks, vocab, g) for g in generator]) if len(generator) > 1 \
-                else self.noise(n_codebooks, vocab, generator[0])
-        u = torch.rand(n_codebooks, vocab, generator=generator).clamp_(1e-10, 1.0 - 1e-7)
-        return -torch.log(-torch.log(u))
+    def noise(self, n_codebooks: int, vocab: int, generators: list[torch.Generator]) -> torch.Tensor:
+        """Standard Gumbel noise of one step from :meth:`generators`: ``(K, V)`` from the shared stream,
+        ``(rows, K, V)`` from one stream per row."""
+        u = [torch.rand(n_codebooks, vocab, generator=g).clamp_(1e-10, 1.0 - 1e-7) for g in generators]
+        g = -torch.log(-torch.log(torch.stack(u)))
+        return g[0] if len(generators) == 1 else g
 
     def draw(self, logits: torch.Tensor, gumbel: torch.Tensor) -> torch.Tensor:
         """Tokens ``(rows, K)`` from logits ``(rows, K, V)`` and the step's Gumbel noise: ``(K, V)`` shared by

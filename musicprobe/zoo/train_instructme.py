@@ -45,7 +45,8 @@ class InstructMETrainConfig(CorpusTrainConfig):
     @classmethod
     def fine_tune(cls, init_from: str, steps: int = 800, **kw) -> InstructMETrainConfig:
         """The recipe continued from an export (``init_from``: zoo name or folder): a short run of its own, warm-up
-        50 steps and a cosine from 2e-4 (the shipped chord-in-the-up-path models were made this way)."""
+        50 steps and a cosine from 2e-4 (the README's chord-in-the-up-path experiment; those weights are not
+        shipped)."""
         return cls(init_from=init_from, loop=LoopConfig(steps=steps, lr=2e-4, warmup=50, ema_decay=0.998), **kw)
 
     def __post_init__(self) -> None:
@@ -135,9 +136,4 @@ def train_miniinstructme(out: str | Path, cfg: InstructMETrainConfig | None = No
         return loss_at
 
     name = "mini-instructme" + ("" if cfg.model.multiscale else "-no-msa") + ("" if cfg.model.chord else "-no-chord")
-    init = None
-    if cfg.init_from:
-        from musicprobe.zoo import MODELS, weights_dir
-
-        init = weights_dir(cfg.init_from) if cfg.init_from in MODELS else Path(cfg.init_from)
-    return train_mel_model(Path(out), cfg, data, name, MiniInstructME, make_loss, log, init_from=init)
+    return train_mel_model(Path(out), cfg, data, name, MiniInstructME, make_loss, log, init_from=cfg.init_from or None)

@@ -187,8 +187,8 @@ def train_mel_model(
     wrap it (``model_class(network, config, **model_kw)``), train ``make_loss(model)`` with :func:`train_loop`, and
     export the EMA weights with provenance under ``name``. Returns the exported folder ``out/model``.
 
-    ``init_from``: an exported model folder whose weights start the run (a fine-tune); parameters the new network
-    adds keep their initialisation, and the export's own provenance is kept under ``init_from`` in the new one."""
+    ``init_from``: a zoo name or an exported model folder whose weights start the run (a fine-tune); parameters the
+    new network adds keep their initialisation, and the export's own provenance is kept under ``init_from``."""
     network = model_class.build(data.model_config, seed=cfg.loop.seed)  # type: ignore[attr-defined]
     init_meta = initialise_from(network, init_from, log) if init_from else None
     model = model_class(network, data.model_config, **model_kw)
@@ -205,10 +205,14 @@ def train_mel_model(
     return out / "model"
 
 
-def initialise_from(network: torch.nn.Module, folder: str | Path, log: Callable[[str], object] = print) -> dict:
-    """Load an exported model's weights into ``network`` (which may add parameters, never drop or reshape one);
-    returns what the export recorded about its own training (name, steps, schedule segments)."""
+def initialise_from(network: torch.nn.Module, source: str | Path, log: Callable[[str], object] = print) -> dict:
+    """Load an exported model's weights (``source``: a zoo name or a folder) into ``network`` (which may add
+    parameters, never drop or reshape one); returns what the export recorded about its own training (name, steps,
+    schedule segments)."""
     from musicprobe.models.weights import read_weights
+    from musicprobe.zoo import MODELS, weights_dir
+
+    folder = weights_dir(str(source)) if str(source) in MODELS else Path(source)
 
     _, meta, state = read_weights(folder, "initial")
     own = network.state_dict()
