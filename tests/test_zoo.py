@@ -292,3 +292,6 @@ def test_the_instructme_recipe_fine_tunes_from_an_export_and_says_so(tmp_path):
     assert ime.meta["init_from"]["new_tensors"] and ime.meta["train"]["loop"]["lr"] == 2e-4
     with pytest.raises(ConfigError, match="from scratch only.*mini-instructme"):
         train("mini-flux", tmp_path / "flux", init_from="mini-flux")
+    with pytest.raises(ConfigError, match="no exported model to start from"):
+        train_miniinstructme(tmp_path / "t2", InstructMETrainConfig.fine_tune(str(tmp_path / "none"), **small))
+    assert not (tmp_path / "t2").exists()  # refused before any run folder or data

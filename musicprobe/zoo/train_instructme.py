@@ -24,7 +24,7 @@ import torch
 
 from musicprobe.errors import ConfigError
 from musicprobe.models.miniinstructme import MiniInstructME, MiniInstructMEConfig
-from musicprobe.zoo.trainer import CorpusTrainConfig, LoopConfig, train_mel_model
+from musicprobe.zoo.trainer import CorpusTrainConfig, LoopConfig, export_folder, train_mel_model
 
 
 @dataclass
@@ -112,6 +112,8 @@ def triplet_batches(cfg: InstructMETrainConfig, log=print) -> TripletBatches:
 def train_miniinstructme(out: str | Path, cfg: InstructMETrainConfig | None = None, log=print) -> Path:
     """Train (or resume) mini-InstructME in ``out``; returns the exported model folder ``out/model``."""
     cfg = cfg or InstructMETrainConfig()
+    if cfg.init_from:
+        export_folder(cfg.init_from)  # refuse a missing export before building the data
     data = triplet_batches(cfg, log)
 
     def make_loss(ime: MiniInstructME):

@@ -205,14 +205,23 @@ def train_mel_model(
     return out / "model"
 
 
+def export_folder(source: str | Path) -> Path:
+    """The folder of an exported model named by ``source`` (a zoo name or a folder); a clear error if it has none."""
+    from musicprobe.zoo import MODELS, weights_dir
+
+    folder = weights_dir(str(source)) if str(source) in MODELS else Path(source)
+    if not (folder / "config.json").exists():
+        raise ConfigError(f"no exported model to start from in {folder} (config.json missing)")
+    return folder
+
+
 def initialise_from(network: torch.nn.Module, source: str | Path, log: Callable[[str], object] = print) -> dict:
     """Load an exported model's weights (``source``: a zoo name or a folder) into ``network`` (which may add
     parameters, never drop or reshape one); returns what the export recorded about its own training (name, steps,
     schedule segments)."""
     from musicprobe.models.weights import read_weights
-    from musicprobe.zoo import MODELS, weights_dir
 
-    folder = weights_dir(str(source)) if str(source) in MODELS else Path(source)
+    folder = export_folder(source)
 
     _, meta, state = read_weights(folder, "initial")
     own = network.state_dict()
