@@ -209,8 +209,8 @@ def test_ablations_change_the_architecture():
 
 
 def test_chords_in_the_up_path_start_closed_and_fine_tune_from_an_export(tmp_path):
-    """``chord_up`` adds gated chord attention to every up block: initialised from a bottleneck-only export it
-    predicts exactly what the export does (gates at zero); opened, the up path hears the chords."""
+    """``chord_up`` adds chord attention to every up block: initialised from a bottleneck-only export it predicts
+    exactly what the export does (its output projections at zero); opened, the up path hears the chords."""
     from musicprobe.models.miniinstructme import MiniInstructME
     from musicprobe.zoo.trainer import initialise_from
 
@@ -227,8 +227,8 @@ def test_chords_in_the_up_path_start_closed_and_fine_tune_from_an_export(tmp_pat
         torch.testing.assert_close(up.network(x, t, src, text, chords), base.network(x, t, src, text, chords),
                                    rtol=0, atol=0)
         for m in up.network.unet.modules():
-            if hasattr(m, "chord_gate"):
-                m.chord_gate.fill_(1.0)
+            if hasattr(m, "chord_out"):
+                torch.nn.init.normal_(m.chord_out.weight, std=0.2, generator=torch.Generator().manual_seed(0))
         mid_only = base.network(x, t, src, text, other) - base.network(x, t, src, text, chords)
         with_up = up.network(x, t, src, text, other) - up.network(x, t, src, text, chords)
     assert with_up.abs().max() > 2 * mid_only.abs().max()  # measured 4x on this random network
@@ -236,6 +236,30 @@ def test_chords_in_the_up_path_start_closed_and_fine_tune_from_an_export(tmp_pat
         initialise_from(make_tiny_instructme(block_out_channels=(32, 32, 32)).network, tmp_path / "base")
     with pytest.raises(ConfigError, match="needs chord=True"):
         make_tiny_instructme(chord=False, chord_up=True)
+
+
+def test_the_up_paths_chord_attention_learns_from_its_first_step():
+    """The zero output projection gets a gradient at once (a zero scalar gate in front of random features did not:
+    the keys / values get none while it is zero and its own gradient averaged out); after one step the keys and
+    values get theirs too."""
+    ime = make_tiny_instructme(chord_up=True)
+    x, src, t = torch.randn(2, 16, 16, 16), torch.randn(2, 16, 16, 16), torch.tensor([500, 700])
+    text, chords = ime.encode_prompt(["add drums", "remove the bass"]), torch.rand(2, 37, 4)
+    outs = [m for m in ime.network.modules() if hasattr(m, "chord_out")]
+    assert outs and all(not m.chord_out.weight.detach().any() for m in outs)
+
+    def step():
+        ime.network.zero_grad(set_to_none=False)
+        ime.network(x, t, src, text, chords).pow(2).mean().backward()
+
+    step()
+    assert all(float(m.chord_out.weight.grad.abs().max()) > 0 for m in outs)
+    assert all(float(m.chord_v.weight.grad.abs().max()) == 0 for m in outs)
+    with torch.no_grad():
+        for m in outs:
+            m.chord_out.weight -= 0.1 * m.chord_out.weight.grad
+    step()
+    assert all(float(m.chord_v.weight.grad.abs().max()) > 0 for m in outs)
 
 
 def test_the_unet_hooks_like_any_unet_and_capture_leaves_the_output_unchanged():

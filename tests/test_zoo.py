@@ -273,6 +273,28 @@ def test_the_instructme_recipe_checks_its_loss_weights():
         InstructMETrainConfig(snr_floor=6.0)
 
 
+def test_operation_weights_set_each_operations_share_of_the_draws():
+    from musicprobe.zoo.train_instructme import InstructMETrainConfig, op_draw_weights
+
+    ops = ["add"] * 6 + ["remix"] * 2 + ["extract"] * 2
+    assert op_draw_weights(ops, {}) is None  # every triplet alike (the shipped recipe)
+    w = op_draw_weights(ops, {"add": 1, "remix": 3, "extract": 0, "remove": 5, "replace": 5})  # absent ops ignored
+    assert torch.allclose(w.sum(), torch.tensor(1.0, dtype=w.dtype))
+    share = {op: float(w[[i for i, o in enumerate(ops) if o == op]].sum()) for op in ("add", "remix", "extract")}
+    assert share == pytest.approx({"add": 0.25, "remix": 0.75, "extract": 0.0})
+    draws = torch.multinomial(w, 4000, replacement=True, generator=torch.Generator().manual_seed(0))
+    assert abs(float((draws >= 6).float().mean()) - 0.75) < 0.03  # remix (and no extract: indices 8, 9)
+    assert not bool((draws >= 8).any())
+    with pytest.raises(ConfigError, match="every operation.*missing: \\['add'"):
+        InstructMETrainConfig(op_weights={"remix": 1.0})
+    with pytest.raises(ConfigError, match="unknown: \\['remixx'\\]"):
+        InstructMETrainConfig(op_weights={"add": 1, "remove": 1, "extract": 1, "replace": 1, "remix": 1, "remixx": 1})
+    with pytest.raises(ConfigError, match="not all zero"):
+        InstructMETrainConfig(op_weights=dict.fromkeys(("add", "remove", "extract", "replace", "remix"), 0.0))
+    with pytest.raises(ConfigError, match="no weight to any operation in the data"):
+        op_draw_weights(["add"], {"add": 0, "remove": 1, "extract": 1, "replace": 1, "remix": 1})
+
+
 def test_the_instructme_recipe_fine_tunes_from_an_export_and_says_so(tmp_path):
     from dataclasses import replace
 

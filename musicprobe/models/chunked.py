@@ -13,9 +13,14 @@ Tokens of a ``Transformer2DModel`` come row-major from a ``(height, width)`` map
 * :class:`ChordCrossAttention` (the bottleneck) attends to the chord tokens after them, each time column only to
   the chord frames within ``band`` columns of its own time: the paper does not say how chord frames align with the
   bottleneck map; a band mask is our choice (a global cross-attention has no way to know which chord is "now").
-* :class:`GatedChordCrossAttention` (our extension, the up path): the text cross-attention plus a gated, time-banded
-  attention to the chord tokens through keys / values of its own (``attn.chord_k``, ``attn.chord_v``,
-  ``attn.chord_gate``; :func:`add_chord_inputs` adds them, the gate at zero so the block starts as it was).
+* :class:`GatedChordCrossAttention` (our extension, the up path): the text cross-attention plus a time-banded
+  attention to the chord tokens through keys, values and an output projection of its own (``attn.chord_k``,
+  ``attn.chord_v``, ``attn.chord_out``; :func:`add_chord_inputs` adds them). The output projection starts at zero
+  (ControlNet's zero convolution), so the block starts as it was. A scalar gate at zero in front of the shared
+  output projection (our first version) deadlocks: the keys / values get no gradient while the gate is zero, and
+  the gate's own gradient is the loss's correlation with a random projection, which averages out (measured: after
+  800 fine-tuning steps every gate was within 0.002 of zero). A zero matrix gets a full outer-product gradient and
+  picks the useful directions out of the random features at once.
 """
 
 from __future__ import annotations
@@ -133,15 +138,17 @@ class ChordCrossAttention:
 
 
 def add_chord_inputs(attn: nn.Module, token_dim: int) -> None:
-    """Give a cross-attention module chord keys / values of its own and a zero gate (see the module docstring)."""
+    """Give a cross-attention module chord keys / values of its own and a zero output projection (see the module
+    docstring)."""
     inner = attn.to_q.out_features
     attn.chord_k = nn.Linear(token_dim, inner, bias=False)
     attn.chord_v = nn.Linear(token_dim, inner, bias=False)
-    attn.chord_gate = nn.Parameter(torch.zeros(()))
+    attn.chord_out = nn.Linear(inner, attn.to_out[0].out_features, bias=False)
+    nn.init.zeros_(attn.chord_out.weight)
 
 
 class GatedChordCrossAttention(TextCrossAttention):
-    """Text cross-attention plus ``attn.chord_gate`` times a time-banded attention to the chord tokens."""
+    """Text cross-attention plus a time-banded attention to the chord tokens through ``attn.chord_out``."""
 
     def __init__(self, height: int, text_len: int, band: int = 1):
         super().__init__(text_len)
@@ -156,5 +163,6 @@ class GatedChordCrossAttention(TextCrossAttention):
         mask = band_mask(self.height, width, chords.shape[1], self.band, hidden_states.device)
         q = _heads(attn, attn.to_q(hidden_states))
         k, v = _heads(attn, attn.chord_k(chords)), _heads(attn, attn.chord_v(chords))
-        heard = _project_out(attn, F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None]))
-        return text + attn.chord_gate.to(text.dtype) * heard
+        heard = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
+        b, h, n, d = heard.shape
+        return text + attn.chord_out(heard.transpose(1, 2).reshape(b, n, h * d))

@@ -17,9 +17,10 @@ pads). The denoiser is a stock diffusers ``UNet2DConditionModel`` (epsilon predi
   bottleneck time column) by a time-banded cross-attention in the bottleneck only (``chord=False``: the ablation;
   the bottleneck then attends to the instruction like the other blocks). A chord matrix may be dropped
   (``chords=None``) during training: a learned null token stands in for it. ``chord_up=True`` (our extension, not
-  the paper's) also lets every up block's cross-attention hear the chords through a gated, time-banded attention of
-  its own (:class:`~musicprobe.models.chunked.GatedChordCrossAttention`): measured on the bottleneck-only models,
-  the up path discounts the bottleneck and the chord tokens moved the prediction by less than 1e-5.
+  the paper's) also lets every up block's cross-attention hear the chords through a time-banded attention of its
+  own whose output projection starts at zero (:class:`~musicprobe.models.chunked.GatedChordCrossAttention`):
+  measured on the bottleneck-only models, the up path discounts the bottleneck and the chord tokens moved the
+  prediction by less than 1e-5.
 
 **Parameterisation** (our choice, measured): the paper's LDM predicts the noise. Trained from scratch on 2 CPU cores,
 that network had not learned to use the source after 750 steps (noise error with the true source 0.071, with a

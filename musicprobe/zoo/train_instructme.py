@@ -37,6 +37,7 @@ class InstructMETrainConfig(CorpusTrainConfig):
     snr_cap: float = 5.0
     stats_clips: int = 2400  # training-corpus clips whose log-mel mean / std standardise the latents (as every model)
     init_from: str = ""  # a zoo name or an exported folder to fine-tune from ("": from scratch)
+    op_weights: dict[str, float] = field(default_factory=dict)  # each operation's share of the draws ({}: per triplet)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=5000, lr=5e-4, warmup=100, ema_decay=0.998))
     model: MiniInstructMEConfig = field(
         default_factory=lambda: MiniInstructMEConfig(block_out_channels=(48, 96, 144))
@@ -56,6 +57,16 @@ class InstructMETrainConfig(CorpusTrainConfig):
                 raise ConfigError(f"{name} must be in [0, 1)")
         if not 0 <= self.snr_floor <= self.snr_cap:
             raise ConfigError(f"snr_floor ({self.snr_floor}) must be in [0, snr_cap={self.snr_cap}]")
+        if self.op_weights:
+            from musicprobe.synth.instruct import OPERATIONS
+
+            missing, unknown = set(OPERATIONS) - set(self.op_weights), set(self.op_weights) - set(OPERATIONS)
+            if missing or unknown:
+                raise ConfigError(f"op_weights must give every operation of {OPERATIONS} a weight"
+                                  + (f"; missing: {sorted(missing)}" if missing else "")
+                                  + (f"; unknown: {sorted(unknown)}" if unknown else ""))
+            if any(w < 0 for w in self.op_weights.values()) or not sum(self.op_weights.values()) > 0:
+                raise ConfigError(f"op_weights must be >= 0 and not all zero, got {self.op_weights}")
 
 
 @dataclass
@@ -71,11 +82,15 @@ class TripletBatches:
     pooled: torch.Tensor
     empty: int
     model_config: MiniInstructMEConfig
+    draw_weights: torch.Tensor | None = None  # per-triplet sampling weights (None: uniform)
 
     def draw(self, g: torch.Generator, b: int, instruction_dropout: float):
         from musicprobe.models.text import TextStates
 
-        idx = torch.randint(len(self.sources), (b,), generator=g)
+        if self.draw_weights is None:
+            idx = torch.randint(len(self.sources), (b,), generator=g)
+        else:
+            idx = torch.multinomial(self.draw_weights, b, replacement=True, generator=g)
         row = self.text_rows[idx, torch.randint(3, (b,), generator=g)]
         row = torch.where(torch.rand(b, generator=g) < instruction_dropout, torch.full_like(row, self.empty), row)
         text = TextStates(self.tokens[row].float(), self.mask[row], self.pooled[row].float())
@@ -106,7 +121,19 @@ def triplet_batches(cfg: InstructMETrainConfig, log=print) -> TripletBatches:
         return torch.nn.functional.pixel_unshuffle(z[:, None], m.fold)
 
     return TripletBatches(latents(ts.sources), latents(ts.targets), torch.from_numpy(ts.chords.astype(np.float32)),
-                          rows, tokens, mask, pooled, len(texts), model_cfg)
+                          rows, tokens, mask, pooled, len(texts), model_cfg, op_draw_weights(ts.ops, cfg.op_weights))
+
+
+def op_draw_weights(ops: list[str], op_weights: dict[str, float]) -> torch.Tensor | None:
+    """Per-triplet sampling weights that give each operation ``op_weights[op] / sum`` of the draws (an operation's
+    triplets alike); ``None`` (every triplet alike) when ``op_weights`` is empty."""
+    if not op_weights:
+        return None
+    counts = {op: ops.count(op) for op in set(ops)}
+    total = sum(op_weights[op] for op in counts)
+    if total <= 0:
+        raise ConfigError(f"op_weights {op_weights} give no weight to any operation in the data ({sorted(counts)})")
+    return torch.tensor([op_weights[op] / total / counts[op] for op in ops], dtype=torch.float64)
 
 
 def train_miniinstructme(out: str | Path, cfg: InstructMETrainConfig | None = None, log=print) -> Path:
