@@ -20,7 +20,18 @@ from musicprobe.bench.instructme import instructme_comparison
 
 @pytest.fixture(scope="module")
 def comparison():
-    return instructme_comparison(per_op=2, steps=20, conditions=("InstructME", "SDEdit"), progress=False)
+    return instructme_comparison(per_op=2, steps=20, progress=False,
+                                 conditions=("InstructME", "SDEdit", "source (no edit)", "target via codec"))
+
+
+def test_the_reference_rows_bracket_what_an_editor_can_score(comparison):
+    """Handing back the source does not do what was asked; the true target through the codec does, and sits
+    nearest the target (what the codec leaves of it is the ceiling of any model on this latent)."""
+    table = comparison["table"]
+    source, ceiling = table["source (no edit)"], table["target via codec"]
+    assert source["ia"] <= 0.2 and ceiling["ia"] >= 0.8, (source, ceiling)
+    assert ceiling["mel_dist"] < 0.3 < source["mel_dist"] - 0.5, (source, ceiling)
+    assert ceiling["cra"] > max(source["cra"], table["InstructME"]["cra"]), table
 
 
 def test_the_judge_accepts_the_true_targets(comparison):

@@ -3,7 +3,10 @@
 Conditions: ``InstructME`` (``load("mini-instructme")``), ``w/o chord`` and ``w/o MSA`` (the separately trained
 ablations), ``null chord`` (the full model with the null chord token: what chord conditioning adds to one trained
 model) and ``SDEdit`` (zero-shot: mini-LDM, strength 0.6, prompted with a caption of the true target listing its
-genre and instruments, the closest a text-to-music model comes to an instruction).
+genre and instruments, the closest a text-to-music model comes to an instruction). Two reference rows edit
+nothing: ``source (no edit)`` hands back the source (what any metric gives for keeping everything) and ``target via
+codec`` the true target through the shared codec (log-mel and the mini-vocoder: the best a model on this latent can
+score).
 
 Metrics per edit (the paper's Table 1 / 4, on our tools): instruction accuracy (``ia``: the presence probes and
 zero-shot genre of :mod:`musicprobe.metrics.presence` say the edit did what was asked), chord recognition accuracy
@@ -33,6 +36,7 @@ from musicprobe.synth.instruct import OPERATIONS, Triplet
 KEYS = ("ia", "cra", "pch", "ioi", "mel_dist", "seconds")
 MODELS = {"InstructME": ("mini-instructme", True), "w/o chord": ("mini-instructme-no-chord", True),
           "w/o MSA": ("mini-instructme-no-msa", True), "null chord": ("mini-instructme", False)}
+REFERENCES = ("source (no edit)", "target via codec")
 
 
 def heldout_triplets(per_op: int, seed: int | None = None, ops: tuple[str, ...] = OPERATIONS) -> list[Triplet]:
@@ -97,6 +101,15 @@ def _editors(conditions, steps: int, guidance: float):
 
     out = {}
     for label in conditions:
+        if label == "source (no edit)":
+            out[label] = lambda t: t.source
+            continue
+        if label == "target via codec":
+            from musicprobe.zoo import load
+
+            codec_model = load("mini-instructme")
+            out[label] = lambda t, m=codec_model: m.decode(m.encode(t.target, t.sr), n_samples=len(t.target))
+            continue
         if label == "SDEdit":
             ed = SDEdit(load("mini-ldm"), SDEditConfig(strength=0.6, steps=steps), clap=None)
             out[label] = lambda t, ed=ed: ed.edit(t.source, "music", target_caption(t), sr=t.sr).edited
@@ -108,7 +121,8 @@ def _editors(conditions, steps: int, guidance: float):
 
 
 def instructme_comparison(per_op: int = 16, steps: int = 50, guidance: float = 2.0,
-                          conditions: tuple[str, ...] = (*MODELS, "SDEdit"), progress: bool = True) -> dict:
+                          conditions: tuple[str, ...] = (*MODELS, "SDEdit", *REFERENCES),
+                          progress: bool = True) -> dict:
     """Mean metrics per condition and operation over ``per_op`` held-out triplets per operation."""
     from tqdm.auto import tqdm
 
