@@ -13,12 +13,33 @@ from __future__ import annotations
 
 import pytest
 
-from musicprobe.bench.steermusic import steermusic_comparison
+from musicprobe.bench.steermusic import paper_direction, steermusic_comparison
 
 
 @pytest.fixture(scope="module")
-def table():
-    return steermusic_comparison(n_pairs=2, quick=True, progress=False)["table"]
+def result():
+    return steermusic_comparison(n_pairs=2, quick=True, progress=False)
+
+
+@pytest.fixture(scope="module")
+def table(result):
+    return result["table"]
+
+
+def test_the_verdict_reads_each_direction_and_each_kind_of_edit(result):
+    row = dict.fromkeys(("cqt1_pcc", "lpaps", "clap_target"), 0.5)
+    table = {"SteerMusic": {**row, "cqt1_pcc": 0.9, "clap_target": 0.58}, "DDIM": {**row, "clap_target": 0.6},
+             "SDEdit s=0.5": {**row, "cqt1_pcc": 0.1, "lpaps": 0.2}}
+    assert paper_direction(table) == {"SteerMusic highest CQT-1 PCC": True, "SteerMusic lowest LPAPS": False,
+                                      "SteerMusic CLAP within 0.03 of the best": True,
+                                      "SDEdit keeps the least (lowest CQT-1 PCC)": True}
+    assert paper_direction({"DDIM": row}) == {}
+    by_kind = result["by_kind"]
+    assert set(by_kind) == {"instrument", "genre"}  # one pair each: each kind's table is that pair's row
+    for label, row in result["table"].items():
+        for key in ("cqt1_pcc", "clap_target"):
+            assert row[key] == pytest.approx((by_kind["instrument"][label][key] + by_kind["genre"][label][key]) / 2)
+    assert result["paper_direction_by_kind"]["genre"] == paper_direction(by_kind["genre"])
 
 
 def test_steermusic_keeps_the_melody_and_harmony_best(table):

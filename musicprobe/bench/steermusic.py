@@ -33,6 +33,26 @@ def method_grid(quick: bool = False) -> dict:
     }
 
 
+def mean_metrics(rows: list[dict]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in KEYS}
+
+
+def paper_direction(table: dict[str, dict]) -> dict[str, bool]:
+    """Table 1's four directions read off a ``method -> mean metrics`` table (empty without a SteerMusic row)."""
+    steer = table.get("SteerMusic")
+    if not steer:
+        return {}
+    others = [v for k, v in table.items() if k != "SteerMusic"]
+    best_clap = max(r["clap_target"] for r in table.values())
+    return {
+        "SteerMusic highest CQT-1 PCC": steer["cqt1_pcc"] >= max(v["cqt1_pcc"] for v in others),
+        "SteerMusic lowest LPAPS": steer["lpaps"] <= min(v["lpaps"] for v in others),
+        "SteerMusic CLAP within 0.03 of the best": steer["clap_target"] >= best_clap - 0.03,
+        "SDEdit keeps the least (lowest CQT-1 PCC)": min(table, key=lambda k: table[k]["cqt1_pcc"]).startswith(
+            "SDEdit"),
+    }
+
+
 def steermusic_comparison(n_pairs: int = 16, quick: bool = False, progress: bool = True,
                           methods: dict | None = None, model=None, clap=None) -> dict:
     """Mean metrics per method over ``n_pairs`` held-out edits (instrument and genre alternating); ``model``
@@ -62,27 +82,19 @@ def steermusic_comparison(n_pairs: int = 16, quick: bool = False, progress: bool
     targets = [p.target.audio[:n] for p in pairs]
     table = {}
     for label, rs in rows.items():
-        table[label] = {k: float(np.mean([r[k] for r in rs])) for k in KEYS}
+        table[label] = mean_metrics(rs)
         table[label]["fad_to_targets"] = fad(clap, targets, edits[label], ldm.sr)["fad"] if len(rs) > 1 else None
     spread = {label: {k: float(np.std([r[k] for r in rs])) for k in KEYS} for label, rs in rows.items()}
-    best_clap = max(r["clap_target"] for r in table.values())
-    steer = table.get("SteerMusic")
-    verdict = {}
-    if steer:
-        others = {k: v for k, v in table.items() if k != "SteerMusic"}
-        verdict = {
-            "SteerMusic highest CQT-1 PCC": steer["cqt1_pcc"] >= max(v["cqt1_pcc"] for v in others.values()),
-            "SteerMusic lowest LPAPS": steer["lpaps"] <= min(v["lpaps"] for v in others.values()),
-            "SteerMusic CLAP within 0.03 of the best": steer["clap_target"] >= best_clap - 0.03,
-            "SDEdit keeps the least (lowest CQT-1 PCC)": min(table, key=lambda k: table[k]["cqt1_pcc"]).startswith(
-                "SDEdit"),
-        }
+    by_kind = {kind: {label: mean_metrics([r for r in rs if r["kind"] == kind]) for label, rs in rows.items()}
+               for kind in dict.fromkeys(p.kind for p in pairs)}
     return {
         "n_pairs": n_pairs,
         "kinds": ["instrument", "genre"],
         "methods": {k: v[1] for k, v in methods.items()},
         "table": table,
         "std": spread,
-        "paper_direction": verdict,
+        "paper_direction": paper_direction(table),
+        "by_kind": by_kind,
+        "paper_direction_by_kind": {kind: paper_direction(t) for kind, t in by_kind.items()},
         "models": {"mini-ldm": ldm.meta.get("train_steps"), "decoder": ldm.codec.decoder},
     }
