@@ -11,7 +11,7 @@ al. 2023); the floor matters here: with ``snr_floor=0`` (plain min-SNR, equivale
 first steps, which fix the edit, return the source plus noise (measured on the 1,800-step checkpoints: at t=999 the
 predicted target is further from the true one than the source is, for every operation). With ``eps`` the loss is
 the plain noise MSE. ``model.multiscale`` / ``model.chord`` switch the paper's
-ablations off (``musicprobe zoo train mini-instructme --set model.chord=false``).
+ablations off (``musicprobe zoo train mini-instructme-no-chord`` / ``mini-instructme-no-msa`` set them).
 """
 
 from __future__ import annotations
