@@ -16,6 +16,7 @@ import numpy as np
 
 from musicprobe.bench.musrec import heldout_pairs
 
+KINDS = ("instrument", "genre")  # the held-out edit kinds, alternating
 KEYS = ("cqt1_pcc", "chroma", "clap_target", "lpaps", "chroma_ref", "seconds")
 
 
@@ -65,7 +66,7 @@ def steermusic_comparison(n_pairs: int = 16, quick: bool = False, progress: bool
 
     ldm, clap = model or load("mini-ldm"), clap or load("mini-clap")
     methods = methods or method_grid(quick)
-    pairs = heldout_pairs(n_pairs, kinds=("instrument", "genre"))
+    pairs = heldout_pairs(n_pairs, kinds=KINDS)
     rows: dict[str, list[dict]] = defaultdict(list)
     edits: dict[str, list[np.ndarray]] = defaultdict(list)
     for pair in tqdm(pairs, desc="steermusic pairs", disable=not progress):
@@ -89,7 +90,7 @@ def steermusic_comparison(n_pairs: int = 16, quick: bool = False, progress: bool
                for kind in dict.fromkeys(p.kind for p in pairs)}
     return {
         "n_pairs": n_pairs,
-        "kinds": ["instrument", "genre"],
+        "kinds": list(KINDS),
         "methods": {k: v[1] for k, v in methods.items()},
         "table": table,
         "std": spread,

@@ -51,10 +51,14 @@ def _heads(attn, x: torch.Tensor) -> torch.Tensor:
     return x.view(b, n, attn.heads, -1).transpose(1, 2)
 
 
-def _project_out(attn, out: torch.Tensor) -> torch.Tensor:
+def _merge_heads(out: torch.Tensor) -> torch.Tensor:
+    """``(B, heads, N, d)`` -> ``(B, N, heads * d)``: the inverse of :func:`_heads`."""
     b, h, n, d = out.shape
-    out = out.transpose(1, 2).reshape(b, n, h * d)
-    return attn.to_out[1](attn.to_out[0](out))
+    return out.transpose(1, 2).reshape(b, n, h * d)
+
+
+def _project_out(attn, out: torch.Tensor) -> torch.Tensor:
+    return attn.to_out[1](attn.to_out[0](_merge_heads(out)))
 
 
 class ChunkedSelfAttention:
@@ -164,5 +168,4 @@ class GatedChordCrossAttention(TextCrossAttention):
         q = _heads(attn, attn.to_q(hidden_states))
         k, v = _heads(attn, attn.chord_k(chords)), _heads(attn, attn.chord_v(chords))
         heard = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
-        b, h, n, d = heard.shape
-        return text + attn.chord_out(heard.transpose(1, 2).reshape(b, n, h * d))
+        return text + attn.chord_out(_merge_heads(heard))
