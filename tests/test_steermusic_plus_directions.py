@@ -1,9 +1,10 @@
 """Personalised editing on the trained mini-LDM and its bundled concepts: the directions that hold, with margins.
 
-Measured (3 seeds, 20 DDIM steps, CFG 4, "a calm pop piece with sks <class> playing the melody"): the CDPAM
-stand-in of the base model's generations is 1.02 (lute) / 1.16 (marimba); the concept models' at 50 / 100 / 200
-fine-tuning steps 0.43 / 0.35 / 0.13 (lute) and 0.88 / 0.68 / 0.58 (marimba); the textual-inversion token 0.44 /
-0.38. The editing directions of SteerMusic+'s Table 2 are measured by ``musicprobe bench steermusic-plus``
+Measured (3 seeds, 20 DDIM steps with static thresholding, CFG 4, "a calm pop piece with sks <class> playing the
+melody"): the CDPAM stand-in of the base model's generations is 1.06 (lute) / 1.23 (marimba); the concept models'
+at 50 / 100 / 200 fine-tuning steps 0.52 / 0.38 / 0.14 (lute) and 1.03 / 0.89 / 0.82 (marimba); the
+textual-inversion token 0.41 / 0.38. (Without thresholding: 1.02 / 1.16; 0.43 / 0.35 / 0.13 and 0.88 / 0.68 /
+0.58; 0.44 / 0.38.) The editing directions of SteerMusic+'s Table 2 are measured by ``musicprobe bench steermusic-plus``
 (README); the ones that hold there are asserted below on few sources with margins from its per-edit spread.
 """
 
@@ -40,12 +41,13 @@ def test_fine_tuning_teaches_the_concept_and_more_steps_teach_more(base, name):
     audio["base"] = generated(base, concept)
     audio["ti"] = generated(concept.token_model(), concept)
     d = {k: float(np.mean(concept_distance(clap, a, base.sr, refs.audio, refs.sr))) for k, a in audio.items()}
-    assert d[50] < d["base"] - 0.25 and d["ti"] < d["base"] - 0.25, d  # measured margins 0.28 to 0.78
-    assert d[200] < d[50] - 0.15, d  # measured 0.30 (lute), 0.30 (marimba)
+    assert d[50] < d["base"] - 0.12, d  # measured 0.54 (lute), 0.20 (marimba)
+    assert d["ti"] < d["base"] - 0.25, d  # measured 0.65, 0.85
+    assert d[200] < d[50] - 0.15, d  # measured 0.38 (lute), 0.21 (marimba)
     if name == "lute":
         # the concept judge, which listens for the lead, hears the lute in the fine-tuned model's mixes
-        # (measured 0.97 at 200 steps against 0.10 for the base model; for the marimba it hears nothing from
-        # either, see the README)
+        # (measured 0.67 at 200 steps against 0.00 for the base model, 0.97 against 0.10 without thresholding;
+        # for the marimba it hears nothing from either, see the README)
         judge = concept_judge(clap, refs.audio, refs.sr, name)
         heard = {k: float(np.mean(judge.probability(audio[k], base.sr))) for k in (200, "base")}
         assert heard[200] > heard["base"] + 0.5, heard

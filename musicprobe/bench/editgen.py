@@ -15,6 +15,11 @@ re-generation already shares the source's tokens wherever the two prompts agree)
 reference code's (each row of the batch its own draw: only the attention control links an edit to its source).
 Per coupling the result holds the mean table, the per-condition spread and the per-pair differences of the
 controlled edits from the re-generation (``paired``: mean and standard deviation over the word-swap pairs).
+
+The paper's own comparison is with Prompt-to-Prompt in a text-to-audio diffusion model (Auffusion). With
+``diffusion=True`` the same pairs run through :class:`~musicprobe.editors.p2p_diffusion.DiffusionP2P` on mini-LDM
+(no control / replace / refine; reweight pairs: reweight), under ``diffusion`` in the result, with the paper's
+verdict: EditGen (replace, soft) keeps melody, dynamics and rhythm better than the diffusion baseline (replace).
 """
 
 from __future__ import annotations
@@ -80,10 +85,19 @@ ROW_NOISES = ("shared", "independent")
 PRESERVATION = ("melody_acc", "dynamics_onset", "rhythm_f1", "chroma")
 
 
+def diffusion_conditions(kind: str) -> dict[str, dict]:
+    """Condition label -> DiffusionP2PConfig overrides for a pair of ``kind`` (the paper's diffusion baseline)."""
+    if kind == "reweight":
+        return {"diffusion reweight": {"mode": "reweight", "weight": 2.0}}
+    return {f"diffusion {m}": {"mode": m} for m in ("none", "replace", "refine")}
+
+
 def editgen_comparison(n_pairs: int = 16, model=None, clap=None, progress: bool = True,
-                       frames: int | None = None, row_noise: tuple[str, ...] = ("shared",)) -> dict:
+                       frames: int | None = None, row_noise: tuple[str, ...] = ("shared",),
+                       diffusion: bool = False, diffusion_steps: int = 50) -> dict:
     """Mean metrics per condition over ``n_pairs`` prompt pairs (word-swap pairs and reweight pairs apart), for each
-    sampling coupling in ``row_noise``; the first coupling's table is also the top-level ``table``."""
+    sampling coupling in ``row_noise``; the first coupling's table is also the top-level ``table``. ``diffusion``
+    adds the paper's baseline, Prompt-to-Prompt on mini-LDM (``diffusion_steps`` DDIM steps)."""
     from tqdm.auto import tqdm
 
     from musicprobe.editors.editgen import EditGen, EditGenConfig
@@ -95,7 +109,15 @@ def editgen_comparison(n_pairs: int = 16, model=None, clap=None, progress: bool 
     mg, clap = model or load("mini-musicgen"), clap or load("mini-clap")
     editor = EditGen(mg, clap=clap)
     rows: dict[str, dict[str, list[dict]]] = {rn: defaultdict(list) for rn in row_noise}
+    baseline = _diffusion_editor(clap) if diffusion else None
+    drows: dict[str, list[dict]] = defaultdict(list)
     for pair in tqdm(prompt_pairs(n_pairs), desc="editgen pairs", disable=not progress):
+        if baseline is not None:
+            for label, over in diffusion_conditions(pair.kind).items():
+                cfg = baseline.config.replace(seed=pair.seed, word=pair.word, steps=diffusion_steps, **over)
+                t0 = time.perf_counter()
+                res = baseline.edit_prompts(pair.source, pair.target, config=cfg)
+                drows[label].append(dict(res.metrics, seconds=time.perf_counter() - t0, kind=pair.kind))
         for rn in row_noise:
             for label, over in conditions(pair.kind).items():
                 cfg = EditGenConfig(seed=pair.seed, word=pair.word, frames=frames, row_noise=rn, **over)
@@ -104,8 +126,50 @@ def editgen_comparison(n_pairs: int = 16, model=None, clap=None, progress: bool 
                 rows[rn][label].append(dict(res.metrics, seconds=time.perf_counter() - t0, kind=pair.kind))
     by_noise = {rn: summarise(r) for rn, r in rows.items()}
     first = by_noise[row_noise[0]]
-    return {"n_pairs": n_pairs, "pairs_per_kind": _count(rows[row_noise[0]]), "row_noise": row_noise[0], **first,
-            "by_row_noise": by_noise}
+    out = {"n_pairs": n_pairs, "pairs_per_kind": _count(rows[row_noise[0]]), "row_noise": row_noise[0], **first,
+           "by_row_noise": by_noise}
+    if baseline is not None:
+        out["diffusion"] = diffusion_summary(drows, rows[row_noise[0]])
+    return out
+
+
+def _diffusion_editor(clap):
+    from musicprobe.editors.p2p_diffusion import DiffusionP2P
+    from musicprobe.zoo import load
+
+    return DiffusionP2P(load("mini-ldm"), clap=clap)
+
+
+def diffusion_summary(drows: dict[str, list[dict]], erows: dict[str, list[dict]]) -> dict:
+    """The diffusion baseline's table and spread, its controlled edits' per-pair differences from its own
+    re-generation, EditGen's (replace, soft) per-pair differences from it, and the verdicts."""
+    from musicprobe.bench.paired import paired_difference
+
+    table = {label: {k: float(np.nanmean([r[k] for r in rs])) for k in KEYS} for label, rs in drows.items()}
+    spread = {label: {k: float(np.nanstd([r[k] for r in rs])) for k in KEYS} for label, rs in drows.items()}
+    base = drows.get("diffusion none", [])
+    paired = {label: paired_difference(rs, base, PRESERVATION) for label, rs in drows.items()
+              if label in ("diffusion replace", "diffusion refine")}
+    editgen = {"replace soft - diffusion replace": paired_difference(erows.get("replace soft", []),
+                                                                     drows.get("diffusion replace", []),
+                                                                     PRESERVATION)}
+    return {"table": table, "spread": spread, "paired": paired, "editgen_minus_diffusion": editgen,
+            "verdict": diffusion_verdict(table, erows)}
+
+
+def diffusion_verdict(dtable: dict[str, dict], erows: dict[str, list[dict]]) -> dict[str, bool]:
+    """The paper's comparison (EditGen's replace, soft blending, against the diffusion baseline's replace) and the
+    issue's direction read on the diffusion baseline itself (its replace against its re-generation)."""
+    out = {}
+    theirs, own = dtable.get("diffusion replace"), dtable.get("diffusion none")
+    ours = erows.get("replace soft")
+    for key in ("melody_acc", "dynamics_onset", "rhythm_f1"):
+        if theirs and ours:
+            mean = float(np.nanmean([r[key] for r in ours]))
+            out[f"EditGen replace soft keeps {key} better than diffusion P2P replace"] = bool(mean > theirs[key])
+        if theirs and own:
+            out[f"diffusion P2P replace keeps {key} better than its no control"] = bool(theirs[key] > own[key])
+    return out
 
 
 def summarise(rows: dict[str, list[dict]]) -> dict:

@@ -181,10 +181,11 @@ def bench_steermusic_plus(n: int = 8, quick: bool = False) -> dict:
 
 def bench_editgen(n: int = 16, quick: bool = False) -> dict:
     """EditGen on mini-MusicGen: no control vs replace / refine / reweight x soft / hard blending, with our shared
-    sampling noise and with the reference's independent rows (see musicprobe.bench.editgen)."""
+    sampling noise and with the reference's independent rows, and the paper's diffusion baseline (Prompt-to-Prompt on
+    mini-LDM; see musicprobe.bench.editgen)."""
     from musicprobe.bench.editgen import ROW_NOISES, editgen_comparison
 
-    return editgen_comparison(n_pairs=4 if quick else n, row_noise=ROW_NOISES)
+    return editgen_comparison(n_pairs=4 if quick else n, row_noise=ROW_NOISES, diffusion=True)
 
 
 def bench_instructme(n: int = 16, quick: bool = False) -> dict:

@@ -11,12 +11,15 @@ from musicprobe.errors import ConfigError
 
 def _eps_editors() -> dict:
     from musicprobe.editors import ZETA, DDIMEdit, SDEdit, SteerMusic
+    from musicprobe.editors.p2p_diffusion import DiffusionP2P
 
     return {
         "sdedit": (SDEdit, "SDEdit: noise the source to a strength, denoise under the target prompt (epsilon models)"),
         "ddim": (DDIMEdit, "DDIM inversion under the source prompt, regeneration under the target (epsilon models)"),
         "zeta": (ZETA, "ZETA: edit-friendly DDPM inversion, regeneration with the stored noise (epsilon models)"),
         "steermusic": (SteerMusic, "SteerMusic: Delta Denoising Score in the latent (epsilon models)"),
+        "p2p-diffusion": (DiffusionP2P, "Prompt-to-Prompt in a diffusion model after DDIM inversion "
+                                        "(EditGen's baseline; epsilon models)"),
     }
 
 

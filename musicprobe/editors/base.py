@@ -39,6 +39,12 @@ def check_prompt(prompt: str, what: str) -> str:
     return prompt
 
 
+def check_prompts(source_prompt: str, target_prompt: str) -> None:
+    """:func:`check_prompt` for an edit's source and target prompts."""
+    check_prompt(source_prompt, "the source prompt")
+    check_prompt(target_prompt, "the target prompt")
+
+
 def resolve_clap(clap: Any) -> Any:
     """``"mini-clap"`` -> the bundled mini-CLAP; ``None`` -> no CLAP metrics; a model -> itself."""
     if isinstance(clap, str):
@@ -122,8 +128,7 @@ class Editor:
         ``reference`` (the true target, same rate) adds similarity-to-target metrics.
         """
         t0 = time.perf_counter()
-        check_prompt(source_prompt, "the source prompt")
-        check_prompt(target_prompt, "the target prompt")
+        check_prompts(source_prompt, target_prompt)
         ref = self.prepare(reference, sr, what="reference") if reference is not None else None
         src = self.record_source(audio, source_prompt, sr=sr, config=config, progress=progress)
         res = self.edit_from(src, target_prompt, config=config, reference=ref, label=label, progress=progress)
@@ -162,7 +167,7 @@ class Editor:
     def sampler(self, config: EditConfig, guidance: float | None = None) -> Sampler:
         """The sampler of ``config`` (source guidance unless ``guidance`` is given)."""
         g = config.source_guidance if guidance is None else guidance
-        return Sampler(self.model, config.solver, config.steps, g)
+        return Sampler(self.model, config.solver, config.steps, g, x0_clip=config.x0_clip)
 
     def label(self, config: Any) -> str:
         return self.method

@@ -77,6 +77,8 @@ class EditConfig(JsonConfig):
         source_guidance: CFG scale while inverting / regenerating the source (1 = no guidance).
         target_guidance: CFG scale of the edit.
         capture: hook names whose attention the result keeps (heads averaged, conditional branch, mean over steps).
+        x0_clip: clip DDIM's clean estimates to the data range of a model that declares one (mini-LDM; see
+            :class:`~musicprobe.inversion.Sampler`).
     """
 
     steps: int = 25
@@ -84,6 +86,7 @@ class EditConfig(JsonConfig):
     source_guidance: float = 1.0
     target_guidance: float = 4.0
     capture: list[str] = field(default_factory=list)
+    x0_clip: bool = True
 
     def __post_init__(self) -> None:
         from musicprobe.inversion import SOLVERS

@@ -57,7 +57,7 @@ class DreamSoundEdit(Editor):
         return RecordedSource(path, None, [], source_prompt, sampler, "same_time", y, start=start, latent=x0)
 
     def run_edit(self, source: RecordedSource, target_prompt: str, c: DreamSoundConfig, progress=None):
-        sampler = Sampler(self.personal, c.solver, c.steps, c.target_guidance)
+        sampler = Sampler(self.personal, c.solver, c.steps, c.target_guidance, x0_clip=c.x0_clip)
         return sampler.sample(source.noise, target_prompt, start=source.start, progress=progress).final
 
     def label(self, c: DreamSoundConfig) -> str:

@@ -28,9 +28,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from musicprobe.editors.base import Editor, check_prompt
+from musicprobe.editors.base import Editor, check_prompt, check_prompts
 from musicprobe.editors.config import JsonConfig, check_finite
-from musicprobe.editors.p2p import BLENDINGS, DEPTHS, MODES, PromptToPrompt, cross_plan, word_tokens
+from musicprobe.editors.p2p import (
+    BLENDINGS,
+    DEPTHS,
+    MODES,
+    PromptToPrompt,
+    prompt_to_prompt,
+    prompt_tokenizer,
+    word_tokens,
+)
 from musicprobe.editors.result import EditResult
 from musicprobe.editors.word_attention import RecordWordAttention, WordAttentionMaps
 from musicprobe.errors import ConfigError, check_known
@@ -120,8 +128,7 @@ class EditGen(Editor):
                      label: str = "") -> EditResult:
         """Generate ``source_prompt`` and its edit under ``target_prompt`` in one batch (see the module doc)."""
         c = config or self.config
-        check_prompt(source_prompt, "the source prompt")
-        check_prompt(target_prompt, "the target prompt")
+        check_prompts(source_prompt, target_prompt)
         t0 = time.perf_counter()
         codes, maps = self.generate_rows([source_prompt, target_prompt], c)
         src = TokenSource(source_prompt, codes[:1], self.model.decode(codes[:1]))
@@ -148,15 +155,9 @@ class EditGen(Editor):
     # ---- shared ---------------------------------------------------------------------------------------------
     def controller(self, source_prompt: str, target_prompt: str, c: EditGenConfig) -> PromptToPrompt | None:
         """The Prompt-to-Prompt intervention of ``c`` for two prompts (None for ``mode="none"``)."""
-        if c.mode == "none":
-            return None
-        if c.mode == "reweight" and source_prompt != target_prompt:
-            raise ConfigError("reweight keeps the prompt and scales one of its words: give the same source and "
-                              f"target prompt (got {source_prompt!r} and {target_prompt!r})")
-        tok, n = self._tokenizer()
-        plan = cross_plan(c.mode, source_prompt, target_prompt, tok, n, word=c.word, weight=c.weight)
-        return PromptToPrompt(plan, self_attention=c.self_attention, cross_blend=c.cross_blend,
-                              blending=c.blending, depth=c.depth, cutoff=c.cutoff)
+        return prompt_to_prompt(self.model, source_prompt, target_prompt, c.mode, word=c.word, weight=c.weight,
+                                self_attention=c.self_attention, cross_blend=c.cross_blend, blending=c.blending,
+                                depth=c.depth, cutoff=c.cutoff)
 
     def generate_rows(self, prompts: list[str], c: EditGenConfig, force: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, WordAttentionMaps | None]:
@@ -175,7 +176,7 @@ class EditGen(Editor):
                                         sampling=c.sampling(), force=force)
         if rec is None:
             return codes, None
-        tok, n = self._tokenizer()
+        tok, n = prompt_tokenizer(self.model)
         return codes, WordAttentionMaps.from_record(rec.stacked(), prompts, [word_tokens(p, tok, n) for p in prompts],
                                                     self.probe.points(kind="cross_attn"),
                                                     self.model.frame_rate)
@@ -185,15 +186,6 @@ class EditGen(Editor):
         check_prompt(prompt, "the prompt")
         _, maps = self.generate_rows([prompt], (config or self.config).replace(word_maps=True, mode="none"))
         return maps  # type: ignore[return-value]
-
-    def _tokenizer(self):
-        """The model's text tokenizer (a backend's T5; the zoo's MiniLM) and its token limit."""
-        tok = getattr(self.model, "tokenizer", None)
-        if tok is None:
-            from musicprobe.models.text import _load
-
-            tok = _load()[0]
-        return tok, self.model.config.max_text_tokens
 
     def _finish(self, codes: torch.Tensor, source: TokenSource, target_prompt: str, c: EditGenConfig, label: str,
                 started: float, maps: WordAttentionMaps | None, reference: np.ndarray | None = None) -> EditResult:

@@ -17,18 +17,24 @@ Blending over depth (EditGen's modifiers) counts attention modules in call order
 ``i / N``: the first module fully controlled) or, with ``depth="reference"``, ``a = (j + 1) / N`` wrapping to 0
 at the last module (what the released counter does); **hard** controls modules ``j + 1 <= floor(cutoff * N)``
 only (reference default cutoff 0.75).
+
+Windows over denoising steps (Prompt-to-Prompt in a diffusion model): ``steps`` are the steps the controller acts
+at and ``self_steps`` those at which it also copies self-attention (``cross_replace_steps`` /
+``self_replace_steps`` of the reference notebooks, e.g. the first 80 % / 40 % of the steps). EditGen controls every
+generated token: both default to all.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from musicprobe.errors import ConfigError
-from musicprobe.hooks.interventions import AttnCall, Intervention
+from musicprobe.hooks.interventions import AttnCall, Intervention, as_steps
 
 MODES = ("none", "replace", "refine", "reweight")
 BLENDINGS = ("soft", "hard", "none")
@@ -161,11 +167,15 @@ class PromptToPrompt(Intervention):
         self_attention: copy the source's self-attention probabilities into the edited row.
         cross_blend: ``b`` of replace / refine (1 = the source's columns).
         blending / depth / cutoff: blending over attention-module depth (see :func:`depth_alpha`).
+        steps: the steps (denoising steps or generated tokens) the controller acts at (default: all).
+        self_steps: the steps at which self-attention is copied too (default: wherever the controller acts).
     """
 
     def __init__(self, plan: CrossPlan, *, self_attention: bool = True, cross_blend: float = 1.0,
-                 blending: str = "soft", depth: str = "paper", cutoff: float = 0.75):
-        super().__init__()
+                 blending: str = "soft", depth: str = "paper", cutoff: float = 0.75,
+                 steps: Iterable[int] | int | None = None, self_steps: Iterable[int] | int | None = None):
+        super().__init__(steps)
+        self.self_steps = as_steps(self_steps)
         if not 0.0 <= cross_blend <= 1.0:
             raise ConfigError(f"cross_blend must be in [0, 1], got {cross_blend}")
         if not 0.0 < cutoff <= 1.0:
@@ -180,6 +190,11 @@ class PromptToPrompt(Intervention):
         self._n = len(pts)
         self._module = {p.name: (j, p.kind) for j, p in enumerate(pts)}
         self.attention_points = frozenset(self._module)
+
+    def active(self, point: str, step: int) -> bool:
+        if not super().active(point, step):
+            return False
+        return self._module[point][1] == "cross_attn" or self.self_steps is None or step in self.self_steps
 
     def wants_probs(self, point: str) -> bool:
         j, kind = self._module[point]
@@ -222,3 +237,28 @@ class PromptToPrompt(Intervention):
             out[..., list(p.columns)] = out[..., list(p.columns)] * p.weight
             return out
         return own
+
+
+# ------------------------------------------------------------------------------------------- building a controller
+def prompt_tokenizer(model):
+    """The model's text tokenizer (a backend's own; the zoo's MiniLM) and its token limit."""
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        from musicprobe.models.text import _load
+
+        tok = _load()[0]
+    return tok, model.config.max_text_tokens
+
+
+def prompt_to_prompt(model, source_prompt: str, target_prompt: str, mode: str, *, word: str = "",
+                     weight: float = 2.0, **kw) -> PromptToPrompt | None:
+    """The :class:`PromptToPrompt` controller of ``mode`` for two prompts of ``model`` (None for ``"none"``);
+    ``kw`` goes to the controller (blending, windows, ...)."""
+    if mode == "none":
+        return None
+    if mode == "reweight" and source_prompt != target_prompt:
+        raise ConfigError("reweight keeps the prompt and scales one of its words: give the same source and "
+                          f"target prompt (got {source_prompt!r} and {target_prompt!r})")
+    tok, n = prompt_tokenizer(model)
+    plan = cross_plan(mode, source_prompt, target_prompt, tok, n, word=word, weight=weight)
+    return PromptToPrompt(plan, **kw)

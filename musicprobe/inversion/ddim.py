@@ -47,8 +47,16 @@ def _alpha(alphas_cumprod: torch.Tensor, t: int | None) -> float:
     return 1.0 if t is None else float(alphas_cumprod[t])
 
 
-def _ddim_step(x: torch.Tensor, eps: torch.Tensor, a_from: float, a_to: float) -> torch.Tensor:
+def _ddim_step(x: torch.Tensor, eps: torch.Tensor, a_from: float, a_to: float,
+               x0_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """One DDIM move from level ``a_from`` to ``a_to``. ``x0_range``: clip the clean estimate to the data's range
+    and take the noise that agrees with it (static thresholding, Imagen; diffusers' ``clip_sample``, which its
+    DDIM inverse scheduler applies too), in both directions, so a regeneration retraces its inversion; a step from
+    the data itself (``a_from == 1``) has nothing to clip."""
     x0 = (x - (1 - a_from) ** 0.5 * eps) / a_from**0.5
+    if x0_range is not None and a_from < 1.0:
+        x0 = x0.clamp(*x0_range)
+        eps = (x - a_from**0.5 * x0) / (1 - a_from) ** 0.5
     return a_to**0.5 * x0 + (1 - a_to) ** 0.5 * eps
 
 
@@ -63,9 +71,10 @@ def _walk(
     context: Context | None,
     solver: str,
     first_step: int = 0,
+    x0_range: tuple[float, float] | None = None,
 ) -> SamplerPath:
     """DDIM from ``levels[0]`` through ``levels[1:]``, evaluating epsilon at timestep ``eval_at[i]`` in step ``i``
-    (announced as step ``first_step + i``)."""
+    (announced as step ``first_step + i``; ``x0_range``: see :func:`_ddim_step`)."""
     ctx = context or no_context
     latents, outputs, events = [x.detach().clone()], [], []
     frac = [0.0 if lv is None else lv / n_train for lv in levels]
@@ -74,7 +83,7 @@ def _walk(
         events.append(ev)
         with ctx(ev):
             eps = eps_fn(x, int(t_eval))
-        x = _ddim_step(x, eps, _alpha(alphas_cumprod, levels[i]), _alpha(alphas_cumprod, levels[i + 1]))
+        x = _ddim_step(x, eps, _alpha(alphas_cumprod, levels[i]), _alpha(alphas_cumprod, levels[i + 1]), x0_range)
         latents.append(x.detach().clone())
         outputs.append(eps)
     times = np.asarray(frac, dtype=np.float64)
@@ -91,12 +100,14 @@ def ddim_sample(
     *,
     final: int | None = None,
     first_step: int = 0,
+    x0_range: tuple[float, float] | None = None,
 ) -> SamplerPath:
     """Noise at ``timesteps[0]`` -> data (or -> timestep ``final`` for a partial walk); ``path.latents`` are the
-    levels visited. Steps are announced from ``first_step`` (a walk that starts part-way keeps its step numbers)."""
+    levels visited. Steps are announced from ``first_step`` (a walk that starts part-way keeps its step numbers).
+    ``x0_range``: clip each clean estimate to the data's range (see :func:`_ddim_step`)."""
     ts = [int(t) for t in timesteps]
     return _walk(x, [*ts, final], ts, eps_fn, alphas_cumprod, num_train_timesteps, False, context, "ddim",
-                 first_step)
+                 first_step, x0_range)
 
 
 def ddim_invert(
@@ -106,10 +117,13 @@ def ddim_invert(
     timesteps: np.ndarray,
     context: Context | None = None,
     num_train_timesteps: int = 1000,
+    x0_range: tuple[float, float] | None = None,
 ) -> SamplerPath:
-    """Data -> noise at ``timesteps[0]`` (walks ``timesteps`` upwards, epsilon at the destination timestep)."""
+    """Data -> noise at ``timesteps[0]`` (walks ``timesteps`` upwards, epsilon at the destination timestep;
+    ``x0_range``: see :func:`_ddim_step`)."""
     up = [int(t) for t in timesteps[::-1]]
-    return _walk(x0, [None, *up], up, eps_fn, alphas_cumprod, num_train_timesteps, True, context, "ddim")
+    return _walk(x0, [None, *up], up, eps_fn, alphas_cumprod, num_train_timesteps, True, context, "ddim",
+                 x0_range=x0_range)
 
 
 @dataclass

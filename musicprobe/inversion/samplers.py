@@ -55,6 +55,9 @@ class Sampler:
     ``shift`` bends the flow-time grid towards noise (SD3 / Flux); ignored by epsilon models. A flow model with a
     ``flow_times(steps)`` method (mini-SAO) brings its own grid, used unless a ``shift`` is given; an epsilon model
     with a ``ddim_timesteps(steps)`` method (a pipeline backend) brings its scheduler's timestep spacing.
+    ``x0_clip``: an epsilon model that declares the range of its data (``x0_range``: mini-LDM's log-mel latent)
+    has every DDIM step's clean estimate clipped to it (static thresholding), sampling and inversion alike;
+    edit-friendly DDPM and models without a declared range are never clipped.
     """
 
     model: Any
@@ -62,6 +65,7 @@ class Sampler:
     steps: int = 25
     guidance: float = 1.0
     shift: float = 1.0
+    x0_clip: bool = True
 
     def __post_init__(self) -> None:
         check_known("solver", self.solver, SOLVERS)
@@ -78,6 +82,11 @@ class Sampler:
     @property
     def is_flow(self) -> bool:
         return self.solver in FLOW_SOLVERS
+
+    @property
+    def x0_range(self) -> tuple[float, float] | None:
+        """The range DDIM clips its clean estimates to: the model's declared one, if ``x0_clip``."""
+        return getattr(self.model, "x0_range", None) if self.x0_clip else None
 
     @property
     def nfe(self) -> int:
@@ -125,7 +134,7 @@ class Sampler:
         m = self.model
         final = int(grid[until]) if until < self.steps else None
         return ddim_sample(noise, fn, m.alphas_cumprod, grid[start:until], context, m.num_train_timesteps,
-                           final=final, first_step=start)
+                           final=final, first_step=start, x0_range=self.x0_range)
 
     def invert(
         self,
@@ -149,7 +158,7 @@ class Sampler:
         if self.solver == "ddpm":
             raise ConfigError("ddpm inversion stores noise maps: use Sampler.invert_ddpm")
         m = self.model
-        return ddim_invert(x0, fn, m.alphas_cumprod, grid, context, m.num_train_timesteps)
+        return ddim_invert(x0, fn, m.alphas_cumprod, grid, context, m.num_train_timesteps, x0_range=self.x0_range)
 
     def invert_ddpm(
         self,

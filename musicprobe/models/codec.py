@@ -66,6 +66,9 @@ class CodecConfig:
         return asdict(self)
 
 
+MEL_CEILING = 6.0  # the loudest log-mel the decoders are handed (natural log of a magnitude)
+MEL_PEAK = 1.5  # the top of the data range: the corpus's loudest log-mel bin is about 1.0 (1.01 over 60 clips)
+
 DECODERS = ("vocoder", "griffin-lim")
 
 
@@ -127,7 +130,7 @@ class MelCodec:
         """Latent tokens ``(n_tokens, dim)`` or ``(1, n_tokens, dim)`` -> un-standardised log-mel."""
         t = tokens[0] if tokens.ndim == 3 else tokens
         m = self.tokens_to_mel(t.detach().cpu()).numpy() * self.config.mel_std + self.config.mel_mean
-        return np.clip(m, np.log(LOG_FLOOR), 6.0)
+        return np.clip(m, np.log(LOG_FLOOR), MEL_CEILING)
 
     def decode(self, tokens: torch.Tensor, decoder: str | None = None) -> np.ndarray:
         """Latent tokens -> audio, ``n_samples`` long, with ``decoder`` (default: the codec's ``decoder``)."""

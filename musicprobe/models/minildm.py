@@ -130,8 +130,9 @@ class FoldedLatent:
         c = self.config.codec
         m = self.latent_to_mel(x.detach().cpu()).numpy() * c.mel_std + c.mel_mean
         from musicprobe.audio.features import LOG_FLOOR
+        from musicprobe.models import codec
 
-        return np.clip(m, np.log(LOG_FLOOR), 6.0)
+        return np.clip(m, np.log(LOG_FLOOR), codec.MEL_CEILING)
 
 
 class MiniLDM(FoldedLatent, MelModel):
@@ -172,6 +173,18 @@ class MiniLDM(FoldedLatent, MelModel):
     def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
         return torch.randn(batch, *self.config.latent_shape, generator=g)
+
+    @property
+    def x0_range(self) -> tuple[float, float]:
+        """The range of the standardised latent: the codec's log-mel floor to ``MEL_PEAK`` (a margin above the
+        loudest corpus bin). DDIM sampling clips its clean estimates to it (see ``Sampler.x0_clip``): without it the
+        first steps' estimates reach 20-40 standard deviations and decoded generations peak at 140-600."""
+        from musicprobe.audio.features import LOG_FLOOR
+        from musicprobe.models import codec
+
+        c = self.config.codec
+        lo, hi = np.log(LOG_FLOOR), codec.MEL_PEAK
+        return float((lo - c.mel_mean) / c.mel_std), float((hi - c.mel_mean) / c.mel_std)
 
     # ---- the network ----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor | int, text: TextStates) -> torch.Tensor:
