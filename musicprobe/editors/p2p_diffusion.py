@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from musicprobe.editors.ddim_edit import DDIMEdit, DDIMEditConfig
 from musicprobe.editors.editgen import editgen_metrics
 from musicprobe.editors.p2p import MODES, prompt_to_prompt
 from musicprobe.editors.result import EditResult
+from musicprobe.editors.sources import RecordedSource
 from musicprobe.errors import ConfigError, check_known
 from musicprobe.hooks.rows import RowRoles
 
@@ -101,7 +103,8 @@ class DiffusionP2P(DDIMEdit):
         source = GeneratedSource(source_prompt, self.model.decode(rows[:1]))
         return self.finish(rows[1:], source, target_prompt, c, label=label, started=t0)
 
-    def run_edit(self, source, target_prompt: str, c: DiffusionP2PConfig, progress=None) -> torch.Tensor:
+    def run_edit(self, source: RecordedSource, target_prompt: str, c: DiffusionP2PConfig,
+                 progress=None) -> torch.Tensor:
         return self.denoise_rows(source.noise, source.prompt, target_prompt, c, progress)[1:]
 
     def denoise_rows(self, noise: torch.Tensor, source_prompt: str, target_prompt: str, c: DiffusionP2PConfig,
@@ -120,7 +123,9 @@ class DiffusionP2P(DDIMEdit):
                                   context=self.probe.at_step, progress=progress)
         return path.final
 
-    def finish(self, latent, source, target_prompt, config, **kw) -> EditResult:
+    def finish(self, latent: torch.Tensor, source: RecordedSource | GeneratedSource, target_prompt: str,
+               config: DiffusionP2PConfig, **kw: Any) -> EditResult:
+        """:meth:`Editor.finish` plus EditGen's metrics, so the two methods share one table."""
         res = super().finish(latent, source, target_prompt, config, **kw)
         res.metrics.update(editgen_metrics(res.source, res.edited, res.sr, self.clap))
         return res
