@@ -129,8 +129,16 @@ class MelCodec:
     def log_mel(self, tokens: torch.Tensor) -> np.ndarray:
         """Latent tokens ``(n_tokens, dim)`` or ``(1, n_tokens, dim)`` -> un-standardised log-mel."""
         t = tokens[0] if tokens.ndim == 3 else tokens
-        m = self.tokens_to_mel(t.detach().cpu()).numpy() * self.config.mel_std + self.config.mel_mean
-        return np.clip(m, np.log(LOG_FLOOR), MEL_CEILING)
+        return self.unstandardise(self.tokens_to_mel(t.detach().cpu()).numpy())
+
+    def unstandardise(self, m: np.ndarray) -> np.ndarray:
+        """Standardised log-mel -> natural-log mel within what the decoders are handed (floor to ``MEL_CEILING``)."""
+        return np.clip(m * self.config.mel_std + self.config.mel_mean, np.log(LOG_FLOOR), MEL_CEILING)
+
+    def standard_range(self) -> tuple[float, float]:
+        """The data's range in standardised units: the log-mel floor to ``MEL_PEAK``."""
+        c = self.config
+        return float((np.log(LOG_FLOOR) - c.mel_mean) / c.mel_std), float((MEL_PEAK - c.mel_mean) / c.mel_std)
 
     def decode(self, tokens: torch.Tensor, decoder: str | None = None) -> np.ndarray:
         """Latent tokens -> audio, ``n_samples`` long, with ``decoder`` (default: the codec's ``decoder``)."""

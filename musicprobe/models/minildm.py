@@ -127,12 +127,7 @@ class FoldedLatent:
     def log_mel(self, latent: torch.Tensor) -> np.ndarray:
         """Latent -> un-standardised natural-log mel ``(n_mels, n_frames)``."""
         x = latent[0] if latent.ndim == 4 else latent
-        c = self.config.codec
-        m = self.latent_to_mel(x.detach().cpu()).numpy() * c.mel_std + c.mel_mean
-        from musicprobe.audio.features import LOG_FLOOR
-        from musicprobe.models import codec
-
-        return np.clip(m, np.log(LOG_FLOOR), codec.MEL_CEILING)
+        return self.codec.unstandardise(self.latent_to_mel(x.detach().cpu()).numpy())
 
 
 class MiniLDM(FoldedLatent, MelModel):
@@ -179,12 +174,7 @@ class MiniLDM(FoldedLatent, MelModel):
         """The range of the standardised latent: the codec's log-mel floor to ``MEL_PEAK`` (a margin above the
         loudest corpus bin). DDIM sampling clips its clean estimates to it (see ``Sampler.x0_clip``): without it the
         first steps' estimates reach 20-40 standard deviations and decoded generations peak at 140-600."""
-        from musicprobe.audio.features import LOG_FLOOR
-        from musicprobe.models import codec
-
-        c = self.config.codec
-        lo, hi = np.log(LOG_FLOOR), codec.MEL_PEAK
-        return float((lo - c.mel_mean) / c.mel_std), float((hi - c.mel_mean) / c.mel_std)
+        return self.codec.standard_range()
 
     # ---- the network ----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor | int, text: TextStates) -> torch.Tensor:
