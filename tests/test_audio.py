@@ -17,7 +17,7 @@ from musicprobe.audio import (
     validate_audio,
 )
 from musicprobe.audio.io import rms_db
-from musicprobe.errors import AudioError, ConfigError
+from musicprobe.errors import AudioError, ConfigError, UnknownNameError
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,28 @@ def test_save_load_roundtrip_resamples_and_mixes_down(tmp_path):
     y, sr = load_audio(path, 16000)
     assert sr == 16000 and y.ndim == 1 and abs(y.size - 16000) <= 1
     assert np.max(np.abs(y)) == pytest.approx(0.375, abs=0.02)  # mean of 0.5 and 0.25 peaks
+
+
+def test_save_says_what_happens_to_a_signal_louder_than_full_scale(tmp_path):
+    """Integer formats hold [-1, 1]: a louder signal is clipped with a warning that names the peak (or silently,
+    scaled, refused, as asked); a float WAV keeps every value; nothing the caller passed is changed."""
+    y = sine(440, 0.5)
+    y = (y * (2.5 / np.max(np.abs(y)))).astype(np.float32)
+    before = y.copy()
+    with pytest.warns(UserWarning, match="peak 2.50 is above 1"):
+        clipped, _ = load_audio(save_audio(tmp_path / "w.wav", y, SR), None)
+    assert np.max(np.abs(clipped)) == pytest.approx(1.0, abs=1e-3)
+    scaled, _ = load_audio(save_audio(tmp_path / "n.wav", y, SR, overflow="normalize"), None)
+    assert np.max(np.abs(scaled)) == pytest.approx(0.99, abs=1e-3)
+    assert np.corrcoef(scaled, y)[0, 1] > 0.9999  # scaled, not distorted
+    kept, _ = load_audio(save_audio(tmp_path / "f.wav", y, SR, subtype="FLOAT"), None)
+    assert np.array_equal(kept, y.astype(np.float32))
+    with pytest.raises(AudioError, match="peak 2.50"):
+        save_audio(tmp_path / "e.wav", y, SR, overflow="error")
+    assert not (tmp_path / "e.wav").exists()
+    with pytest.raises(UnknownNameError, match="overflow .squash"):
+        save_audio(tmp_path / "x.wav", y, SR, overflow="squash")
+    assert np.array_equal(y, before)
 
 
 def test_load_reports_unreadable_and_missing_files(tmp_path):
@@ -110,3 +132,15 @@ def test_mel_to_audio_reconstructs_the_spectrogram():
     assert err < 0.25 * noise
     with pytest.raises(AudioError, match="NaN"):
         mel_to_audio(np.full((64, 10), np.nan), cfg)
+
+
+def test_an_edit_result_saves_and_loads_its_audio_exactly(tmp_path):
+    """Regression: results were written as 16-bit WAV, clipped to [-1, 1]: an edit that peaks at 2 came back
+    changed. Float WAV keeps the samples bit for bit."""
+    from musicprobe.editors.result import EditResult
+
+    y = sine(440, 0.5)
+    edited = (y * (2.0 / np.max(np.abs(y)))).astype(np.float32)
+    res = EditResult("sdedit", SR, y, edited, "a", "b", {"steps": 1})
+    back = EditResult.load(res.save(tmp_path / "r"))
+    assert np.array_equal(back.edited, edited) and np.array_equal(back.source, y.astype(np.float32))

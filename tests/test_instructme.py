@@ -298,6 +298,23 @@ def test_editor_keeps_length_is_seeded_and_edits_long_clips_in_one_pass():
     assert len(r.edited) == len(long) and {"cra", "pch", "ioi", "cra_source"} <= set(r.metrics)
 
 
+def test_the_bound_editor_clips_its_clean_estimates_to_the_data_range():
+    """The source-bound model declares mini-LDM's latent range, so the shared DDIM sampler thresholds InstructME's
+    clean estimates (sampled latents stay inside it); ``x0_clip=False`` walks unclipped."""
+    from musicprobe.inversion import Sampler
+
+    ime = make_tiny_instructme()
+    y = make_clip(4, duration=1.5).audio
+    z = ime.encode(y, 16000)
+    bound = ime.bind(z, ime.chords(y, 16000, z.shape[-1] // 4))
+    lo, hi = bound.x0_range
+    assert (lo, hi) == ime.x0_range == ime.codec.standard_range()
+    clipped = Sampler(bound, "ddim", 3, 2.0).sample(bound.noise(0), "add drums").final
+    raw = Sampler(bound, "ddim", 3, 2.0, x0_clip=False).sample(bound.noise(0), "add drums").final
+    assert float(clipped.min()) >= lo - 1e-5 and float(clipped.max()) <= hi + 1e-5
+    assert not torch.allclose(clipped, raw)
+
+
 def test_editor_refuses_bad_input_before_running():
     from musicprobe.editors.instructme import InstructME, InstructMEConfig
 

@@ -299,17 +299,22 @@ def test_the_instructme_recipe_fine_tunes_from_an_export_and_says_so(tmp_path):
     from dataclasses import replace
 
     from musicprobe.models.miniinstructme import MiniInstructME
-    from musicprobe.zoo.recipes import train
+    from musicprobe.zoo.recipes import model_overrides, train
     from musicprobe.zoo.train_instructme import InstructMETrainConfig, train_miniinstructme
 
+    assert model_overrides("mini-instructme-no-chord", fine_tune=True) == {"chord": False}
+    assert model_overrides("mini-instructme-no-msa", fine_tune=True) == {"multiscale": False, "chord_up": True}
+    assert model_overrides("mini-instructme") == {} and model_overrides("mini-flux", fine_tune=True) == {}
     small = dict(n_clips=4, stats_clips=8, batch_size=2, workers=1)
     cfg = InstructMETrainConfig(**small)
     cfg.loop.steps = 2
     first = train_miniinstructme(tmp_path / "base", cfg, log=lambda _m: None)
     tuned = InstructMETrainConfig.fine_tune(str(first), steps=1, **small)
-    tuned.model = replace(tuned.model, chord_up=True)
+    assert tuned.op_weights["remix"] == 0.4  # the shipped models' second stage: remix-heavy
+    tuned.model = replace(tuned.model, **model_overrides("mini-instructme", fine_tune=True))
     ime = MiniInstructME.load(train_miniinstructme(tmp_path / "tuned", tuned, log=lambda _m: None))
     assert ime.config.chord_up and ime.meta["train_steps"] == 1
+    assert ime.meta["train"]["op_weights"]["remix"] == 0.4
     assert ime.meta["init_from"]["train_steps"] == 2 and ime.meta["init_from"]["name"] == "mini-instructme"
     assert ime.meta["init_from"]["new_tensors"] and ime.meta["train"]["loop"]["lr"] == 2e-4
     with pytest.raises(ConfigError, match="from scratch only.*mini-instructme"):

@@ -6,6 +6,7 @@ Every function refuses input it cannot handle correctly (NaN, silence, a wrong s
 
 from __future__ import annotations
 
+import warnings
 from math import gcd
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from musicprobe.errors import AudioError
+from musicprobe.errors import AudioError, check_known
 
 MIN_RATE, MAX_RATE = 4000, 192000
 SILENCE_PEAK = 1e-5
@@ -234,12 +235,42 @@ def _check_not_truncated(path: Path) -> None:
         )
 
 
-def save_audio(path: str | Path, y: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:
-    """Write audio (format from the extension: .wav, .flac, .ogg); clips to [-1, 1] with a clear error on NaN."""
+OVERFLOW = ("warn", "clip", "normalize", "error")
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+
+
+def save_audio(path: str | Path, y: np.ndarray, sr: int, *, subtype: str | None = None,
+               overflow: str = "warn") -> Path:
+    """Write audio (format from the extension: .wav, .flac, .ogg); a clear error on NaN.
+
+    ``subtype="FLOAT"`` (WAV) stores float32 samples as they are, any level (lossless: :meth:`EditResult.save` uses
+    it). Integer formats hold [-1, 1] only; ``overflow`` says what happens to a louder signal: ``"warn"`` clips and
+    warns with the peak and the share of clipped samples, ``"clip"`` clips silently, ``"normalize"`` scales the
+    whole signal to a peak of 0.99, ``"error"`` refuses."""
+    check_known("overflow", overflow, OVERFLOW)
     y = validate_audio(np.asarray(y), sr, name=f"audio for {path}", allow_silence=True, min_duration=0.0)
     path = Path(path)
+    data = y
+    if (subtype or "").upper() not in FLOAT_SUBTYPES:
+        data = _fit_level(y, overflow, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = np.clip(y, -1.0, 1.0)
     data = data.T if data.ndim == 2 else data
     sf.write(str(path), data, sr, subtype=subtype)
     return path
+
+
+def _fit_level(y: np.ndarray, overflow: str, path: Path) -> np.ndarray:
+    """``y`` within [-1, 1] for an integer format, as ``overflow`` says (see :func:`save_audio`)."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak <= 1.0:
+        return y
+    over = float(np.mean(np.abs(y) > 1.0))
+    if overflow == "error":
+        raise AudioError(f"{path.name}: peak {peak:.2f} is above 1 ({over:.2%} of samples); pass overflow='normalize'"
+                         " or 'clip', or subtype='FLOAT' to keep the values")
+    if overflow == "normalize":
+        return y * np.float32(0.99 / peak)
+    if overflow == "warn":
+        warnings.warn(f"{path.name}: peak {peak:.2f} is above 1, {over:.2%} of samples clipped (overflow='normalize'"
+                      " scales instead; subtype='FLOAT' keeps the values)", stacklevel=3)
+    return np.clip(y, -1.0, 1.0)

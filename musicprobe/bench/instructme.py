@@ -11,7 +11,8 @@ score).
 Metrics per edit (the paper's Table 1 / 4, on our tools): instruction accuracy (``ia``: the presence probes and
 zero-shot genre of :mod:`musicprobe.metrics.presence` say the edit did what was asked), chord recognition accuracy
 against the true target (``cra``), PCH and IOI overlap areas of transcribed notes against the true target
-(``pch``, ``ioi``), log-mel distance to the true target (``mel_dist``); per condition the FAD of the edits to the
+(``pch``, ``ioi``), log-mel distance to the true target (``mel_dist``), the edit's peak amplitude (``peak``: an
+output-level check); per condition the FAD of the edits to the
 true targets over mini-CLAP embeddings. ``multi_round`` chains two instructions (the paper's Figure 5): metrics
 after each round against that round's true target. ``long_input`` edits a 20 s clip in one pass. ``paired`` holds
 the full model's per-edit differences from every other condition (mean, standard deviation, count), so a direction
@@ -33,7 +34,7 @@ import numpy as np
 
 from musicprobe.synth.instruct import OPERATIONS, Triplet
 
-KEYS = ("ia", "cra", "pch", "ioi", "mel_dist", "seconds")
+KEYS = ("ia", "cra", "pch", "ioi", "mel_dist", "peak", "seconds")
 MODELS = {"InstructME": ("mini-instructme", True), "w/o chord": ("mini-instructme-no-chord", True),
           "w/o MSA": ("mini-instructme-no-msa", True), "null chord": ("mini-instructme", False)}
 REFERENCES = ("source (no edit)", "target via codec")
@@ -63,7 +64,8 @@ def target_caption(t: Triplet) -> str:
 
 
 def edit_metrics_for(t: Triplet, edited: np.ndarray, sr: int, probe, clap) -> dict[str, float]:
-    """Instruction accuracy, CRA / PCH / IOI against the true target and the log-mel distance to it."""
+    """Instruction accuracy, CRA / PCH / IOI against the true target, the log-mel distance to it and the edit's
+    peak level (the corpus peaks below 1)."""
     from musicprobe.audio.features import MelConfig, log_mel
     from musicprobe.editors.instructme import instruction_metrics
     from musicprobe.metrics.clap import zero_shot
@@ -76,7 +78,8 @@ def edit_metrics_for(t: Triplet, edited: np.ndarray, sr: int, probe, clap) -> di
     genre = zero_shot(clap, [e], sr, "genre")[0] if t.op == "remix" else ""
     cfg = MelConfig(sr=sr, hop_length=256)
     return {"ia": float(instruction_correct(t.op, t.args, present, genre)), "cra": m["cra"], "pch": m["pch"],
-            "ioi": m["ioi"], "mel_dist": float(np.mean(np.abs(log_mel(r, cfg) - log_mel(e, cfg))))}
+            "ioi": m["ioi"], "mel_dist": float(np.mean(np.abs(log_mel(r, cfg) - log_mel(e, cfg)))),
+            "peak": float(np.max(np.abs(edited)))}
 
 
 def _judge():

@@ -168,7 +168,7 @@ def run_edit(a: argparse.Namespace) -> dict:
     else:
         res, extra = _edit_musrec(a), {}
     out_sr = res.sr if (a.out_sr == "model" or in_sr is None) else in_sr
-    save_audio(a.out, resample(res.edited, res.sr, out_sr), out_sr)
+    save_audio(a.out, resample(res.edited, res.sr, out_sr), out_sr, overflow=getattr(a, "overflow", "warn"))
     extra["out_sr"] = out_sr
     if getattr(a, "report", None):
         from musicprobe.report import HtmlReport

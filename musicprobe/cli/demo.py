@@ -59,8 +59,8 @@ def run_demo(out: str | Path = "demo_output", *, fast: bool = False, pair_index:
 
     rows = {"true target (ideal edit)": {k: ideal[k] for k in TABLE_KEYS if k in ideal}}
     rows.update({results[k].label: {m: results[k].metrics[m] for m in TABLE_KEYS} for k in VARIANTS})
-    for k, r in results.items():
-        save_audio(out / f"edit_{k}.wav", r.edited, r.sr)
+    for k, r in results.items():  # listening copies: an edit louder than full scale is scaled, not clipped
+        save_audio(out / f"edit_{k}.wav", r.edited, r.sr, overflow="normalize")
     save_audio(out / "source.wav", source, mf.sr)
     save_audio(out / "true_target.wav", target, mf.sr)
 

@@ -111,6 +111,11 @@ def _window_options(p: argparse.ArgumentParser) -> None:
 def _out_sr_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-sr", default="input", choices=["input", "model"],
                    help="write the edit at the input file's rate (default, resampled from the model's) or the model's")
+    from musicprobe.audio.io import OVERFLOW
+
+    p.add_argument("--overflow", default="warn", choices=list(OVERFLOW),
+                   help="an edit louder than full scale: warn (clip and say so; default), clip, normalize (scale to "
+                   "a peak of 0.99) or error")
 
 
 def _backend_options(p: argparse.ArgumentParser) -> None:

@@ -76,7 +76,7 @@ class InstructME(Editor):
 
     def run_edit(self, source: InstructMESource, instruction: str, c: InstructMEConfig, progress=None):
         bound = self.model.bind(source.latent, source.chords if c.chords else None)
-        sampler = Sampler(bound, "ddim", c.steps, c.target_guidance)
+        sampler = Sampler(bound, "ddim", c.steps, c.target_guidance, x0_clip=c.x0_clip)
         noise = bound.noise(c.seed)
         return sampler.sample(noise, instruction, context=self.probe.at_step, progress=progress).final
 

@@ -106,8 +106,8 @@ class EditResult:
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_audio(folder / "source.wav", self.source, self.sr)
-        save_audio(folder / "edited.wav", self.edited, self.sr)
+        save_audio(folder / "source.wav", self.source, self.sr, subtype="FLOAT")  # lossless, any level
+        save_audio(folder / "edited.wav", self.edited, self.sr, subtype="FLOAT")
         meta = {
             k: getattr(self, k)
             for k in (

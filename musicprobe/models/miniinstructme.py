@@ -20,7 +20,8 @@ pads). The denoiser is a stock diffusers ``UNet2DConditionModel`` (epsilon predi
   the paper's) also lets every up block's cross-attention hear the chords through a time-banded attention of its
   own whose output projection starts at zero (:class:`~musicprobe.models.chunked.GatedChordCrossAttention`):
   measured on the bottleneck-only models, the up path discounts the bottleneck and the chord tokens moved the
-  prediction by less than 1e-5.
+  prediction by less than 1e-5. The shipped ``mini-instructme`` and ``-no-msa`` have it (their fine-tuning stage
+  added it, see :mod:`musicprobe.zoo.train_instructme`); ``-no-chord`` hears no chords anywhere.
 
 **Parameterisation** (our choice, measured): the paper's LDM predicts the noise. Trained from scratch on 2 CPU cores,
 that network had not learned to use the source after 750 steps (noise error with the true source 0.071, with a
@@ -276,6 +277,10 @@ class SourceBound:
     @property
     def num_train_timesteps(self) -> int:
         return self.model.num_train_timesteps
+
+    @property
+    def x0_range(self) -> tuple[float, float]:
+        return self.model.x0_range
 
     def encode_prompt(self, prompts: str | list[str]) -> TextStates:
         return self.model.encode_prompt(prompts)

@@ -112,6 +112,14 @@ class FoldedLatent:
     def num_train_timesteps(self) -> int:
         return self.config.num_train_timesteps
 
+    @property
+    def x0_range(self) -> tuple[float, float]:
+        """The range of the standardised latent: the codec's log-mel floor to ``MEL_PEAK`` (a margin above the
+        loudest corpus bin). DDIM sampling clips its clean estimates to it (see ``Sampler.x0_clip``): without it
+        mini-LDM's first steps estimate 20-40 standard deviations and its generations peak at 140-600; mini-InstructME's
+        edits peak at up to 15."""
+        return self.codec.standard_range()
+
     def mel_to_latent(self, mel: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Standardised log-mel ``(..., n_mels, n_frames)`` -> latent ``(..., C, H, W)`` (4 x 4 fold)."""
         m = torch.as_tensor(np.asarray(mel, dtype=np.float32))
@@ -168,13 +176,6 @@ class MiniLDM(FoldedLatent, MelModel):
     def noise(self, seed: int, batch: int = 1) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
         return torch.randn(batch, *self.config.latent_shape, generator=g)
-
-    @property
-    def x0_range(self) -> tuple[float, float]:
-        """The range of the standardised latent: the codec's log-mel floor to ``MEL_PEAK`` (a margin above the
-        loudest corpus bin). DDIM sampling clips its clean estimates to it (see ``Sampler.x0_clip``): without it the
-        first steps' estimates reach 20-40 standard deviations and decoded generations peak at 140-600."""
-        return self.codec.standard_range()
 
     # ---- the network ----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor | int, text: TextStates) -> torch.Tensor:

@@ -28,6 +28,16 @@ LOOP_RECIPES = {
 MODEL_OVERRIDES = {"mini-instructme-no-chord": {"chord": False}, "mini-instructme-no-msa": {"multiscale": False}}
 
 
+def model_overrides(name: str, fine_tune: bool = False) -> dict:
+    """What recipe ``name`` changes in its model config: the ablations switch a part off; the InstructME models'
+    fine-tuning stage (how the shipped ones were made) also gives a chord-conditioned model the chords in its up
+    path (``chord_up``)."""
+    out = dict(MODEL_OVERRIDES.get(name, {}))
+    if fine_tune and LOOP_RECIPES.get(name, ("",))[0].endswith("train_instructme") and out.get("chord", True):
+        out["chord_up"] = True
+    return out
+
+
 def heldout(n: int = 256, workers: int = 1) -> MelCorpus:
     """Held-out clips (a corpus seed disjoint from training) for evaluation."""
     return cached_corpus(n, HELDOUT_SEED, workers=workers)
@@ -54,10 +64,11 @@ def train(
             cfg = config_class.fine_tune(init_from, **kw)
         else:
             cfg = config_class(**kw)
-        if name in MODEL_OVERRIDES:
+        overrides = model_overrides(name, fine_tune=bool(init_from))
+        if overrides:
             from dataclasses import replace
 
-            cfg.model = replace(cfg.model, **MODEL_OVERRIDES[name])
+            cfg.model = replace(cfg.model, **overrides)
         if steps:
             cfg.loop.steps = steps
         return getattr(recipe, fn_name)(out, cfg, log=log)

@@ -12,6 +12,12 @@ first steps, which fix the edit, return the source plus noise (measured on the 1
 predicted target is further from the true one than the source is, for every operation). With ``eps`` the loss is
 the plain noise MSE. ``model.multiscale`` / ``model.chord`` switch the paper's
 ablations off (``musicprobe zoo train mini-instructme-no-chord`` / ``mini-instructme-no-msa`` set them).
+
+The shipped models were made in two stages: this recipe from scratch (5,000 steps), then
+:meth:`InstructMETrainConfig.fine_tune` from that export (``--init-from``: 1,000 steps, cosine from 2e-4, remix drawn
+40 % of the time, and for the chord-conditioned models the chords in the up path too, ``chord_up``). The second
+stage raised instruction accuracy on held-out triplets from 0.56 to 0.66 (remix 0.62 -> 0.88); it did not make
+the chord condition matter (README).
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ import torch
 from musicprobe.errors import ConfigError
 from musicprobe.models.miniinstructme import MiniInstructME, MiniInstructMEConfig
 from musicprobe.zoo.trainer import CorpusTrainConfig, LoopConfig, export_folder, train_mel_model
+
+# the fine-tuning stage's operation mix: remix, the operation that rewrites the most, drawn 40 % of the time
+REMIX_HEAVY = {"add": 0.15, "remove": 0.15, "extract": 0.15, "replace": 0.15, "remix": 0.4}
 
 
 @dataclass
@@ -44,10 +53,12 @@ class InstructMETrainConfig(CorpusTrainConfig):
     )
 
     @classmethod
-    def fine_tune(cls, init_from: str, steps: int = 800, **kw) -> InstructMETrainConfig:
-        """The recipe continued from an export (``init_from``: zoo name or folder): a short run of its own, warm-up
-        50 steps and a cosine from 2e-4 (the README's chord-in-the-up-path experiment; those weights are not
-        shipped)."""
+    def fine_tune(cls, init_from: str, steps: int = 1000, **kw) -> InstructMETrainConfig:
+        """The shipped models' second stage, continued from an export (``init_from``: zoo name or folder): its own
+        run of ``steps`` (warm-up 50, cosine from 2e-4) with remix drawn 40 % of the time (:data:`REMIX_HEAVY`;
+        ``op_weights={}`` draws every triplet alike). The recipe also gives a chord-conditioned model the chords in
+        its up path (``chord_up``, see :func:`musicprobe.zoo.recipes.train`)."""
+        kw.setdefault("op_weights", dict(REMIX_HEAVY))
         return cls(init_from=init_from, loop=LoopConfig(steps=steps, lr=2e-4, warmup=50, ema_decay=0.998), **kw)
 
     def __post_init__(self) -> None:
