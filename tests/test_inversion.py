@@ -283,3 +283,35 @@ def test_dpmpp_2m_inversion_round_trip_converges():
         errs.append(float((integrate(noise, grid, v, "dpmpp-2m").final - x0).abs().max()))
     assert errs[0] > errs[1] > errs[2]
     assert errs[2] < 0.5 * errs[0]
+
+
+def test_flow_thresholding_clips_the_clean_estimate_and_leaves_the_rest_alone():
+    """``x0_hat = x - t v'`` lands in the range; inside it, and at t = 0, the velocity is the model's own."""
+    from musicprobe.inversion.flow import thresholded
+
+    v = gaussian_velocity(SCALE)
+    clipped = thresholded(v, (-0.3, 0.3))
+    x = torch.randn(2, 8, 4, generator=torch.Generator().manual_seed(0)) * 2
+    for t in (0.25, 0.6, 1.0):
+        x0 = x - t * clipped(x, t)
+        assert float(x0.min()) >= -0.3 - 1e-6 and float(x0.max()) <= 0.3 + 1e-6
+    assert torch.equal(clipped(x, 0.0), v(x, 0.0))
+    wide = thresholded(v, (-100.0, 100.0))
+    assert torch.allclose(wide(x, 0.6), v(x, 0.6), atol=1e-6)
+
+
+def test_sampler_clips_a_flow_model_only_when_it_declares_a_range(monkeypatch):
+    """No shipped flow model declares a range, so their walks are unchanged; a declared range bounds the sample
+    (Euler's last step lands on the clipped estimate) and ``x0_clip=False`` turns it off."""
+    from conftest import make_tiny_flux
+
+    from musicprobe.inversion import Sampler
+
+    tiny = make_tiny_flux()
+    noise = tiny.noise(0)
+    stock = Sampler(tiny, "euler", 4, 2.0).sample(noise, "piano").final
+    assert Sampler(tiny, "euler", 4, 2.0).x0_range is None
+    monkeypatch.setattr(tiny, "x0_range", (-0.5, 0.5), raising=False)
+    bounded = Sampler(tiny, "euler", 4, 2.0).sample(noise, "piano").final
+    assert float(bounded.abs().max()) <= 0.5 + 1e-5 < float(stock.abs().max())
+    assert torch.equal(Sampler(tiny, "euler", 4, 2.0, x0_clip=False).sample(noise, "piano").final, stock)

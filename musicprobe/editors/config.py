@@ -77,8 +77,8 @@ class EditConfig(JsonConfig):
         source_guidance: CFG scale while inverting / regenerating the source (1 = no guidance).
         target_guidance: CFG scale of the edit.
         capture: hook names whose attention the result keeps (heads averaged, conditional branch, mean over steps).
-        x0_clip: clip DDIM's clean estimates to the data range of a model that declares one (mini-LDM; see
-            :class:`~musicprobe.inversion.Sampler`).
+        x0_clip: clip each step's clean estimate to the data range of a model that declares one (mini-LDM,
+            mini-InstructME; see :class:`~musicprobe.inversion.Sampler`).
     """
 
     steps: int = 25

@@ -90,6 +90,22 @@ def integrate(
     return SamplerPath(np.asarray(times, dtype=np.float64), latents, outputs, solver, order * (len(times) - 1), events)
 
 
+def thresholded(velocity: Velocity, x0_range: tuple[float, float]) -> Velocity:
+    """``velocity`` with its clean estimate clipped to ``x0_range`` (static thresholding for a rectified flow, the
+    flow form of DDIM's ``x0_range``): ``x0_hat = x - t v`` is clipped and the velocity that agrees with it,
+    ``(x - clip(x0_hat)) / t``, returned; at ``t = 0`` the latent is the data and nothing is clipped. Inside the range
+    the velocity is unchanged."""
+    lo, hi = x0_range
+
+    def v(x: torch.Tensor, t: float) -> torch.Tensor:
+        out = velocity(x, t)
+        if t <= 0.0:
+            return out
+        return (x - (x - t * out).clamp(lo, hi)) / t
+
+    return v
+
+
 def _lam(t: float) -> float:
     return float(np.log((1 - t) / t))
 

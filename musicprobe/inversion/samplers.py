@@ -21,7 +21,7 @@ import torch
 from musicprobe.errors import ConfigError, check_known
 from musicprobe.inversion.ddim import NoiseMaps, ddim_invert, ddim_sample, ddim_timesteps, ddpm_invert, ddpm_sample
 from musicprobe.inversion.events import Context, SamplerPath
-from musicprobe.inversion.flow import FLOW_SOLVERS, integrate
+from musicprobe.inversion.flow import FLOW_SOLVERS, integrate, thresholded
 from musicprobe.inversion.grids import flow_times
 
 EPS_SOLVERS = {"ddim": 1, "ddpm": 1}
@@ -55,9 +55,11 @@ class Sampler:
     ``shift`` bends the flow-time grid towards noise (SD3 / Flux); ignored by epsilon models. A flow model with a
     ``flow_times(steps)`` method (mini-SAO) brings its own grid, used unless a ``shift`` is given; an epsilon model
     with a ``ddim_timesteps(steps)`` method (a pipeline backend) brings its scheduler's timestep spacing.
-    ``x0_clip``: an epsilon model that declares the range of its data (``x0_range``: mini-LDM's log-mel latent)
-    has every DDIM step's clean estimate clipped to it (static thresholding), sampling and inversion alike;
-    edit-friendly DDPM and models without a declared range are never clipped.
+    ``x0_clip``: a model that declares the range of its data (``x0_range``: mini-LDM's and mini-InstructME's log-mel
+    latent) has every step's clean estimate clipped to it (static thresholding), sampling and inversion alike: DDIM
+    in :func:`~musicprobe.inversion.ddim._ddim_step`, flows through :func:`~musicprobe.inversion.flow.thresholded`
+    (no shipped flow model declares a range yet); edit-friendly DDPM and models without a declared range are never
+    clipped.
     """
 
     model: Any
@@ -97,7 +99,10 @@ class Sampler:
         """``f(x, t)``: the model's velocity (flows) or epsilon (epsilon models) under ``prompt``."""
         g = self.guidance if guidance is None else guidance
         if self.is_flow:
-            return lambda x, t: self.model.velocity(x, t, prompt, g)
+            def fn(x: torch.Tensor, t: float) -> torch.Tensor:
+                return self.model.velocity(x, t, prompt, g)
+
+            return fn if self.x0_range is None else thresholded(fn, self.x0_range)
         return lambda x, t: self.model.eps(x, t, prompt, g)
 
     def times(self) -> np.ndarray:
