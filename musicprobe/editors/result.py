@@ -126,8 +126,10 @@ class EditResult:
     def load(cls, folder: str | Path) -> EditResult:
         folder = Path(folder)
         meta = json.loads((folder / "result.json").read_text())
-        src, sr = load_audio(folder / "source.wav", sr=meta["sr"])
-        ed, _ = load_audio(folder / "edited.wav", sr=meta["sr"])
+        # our own float files, read back as written: any level (a loud edit is data here, not unscaled PCM), even
+        # silence (an edit may remove everything)
+        src, sr = load_audio(folder / "source.wav", sr=meta["sr"], allow_silence=True)
+        ed, _ = load_audio(folder / "edited.wav", sr=meta["sr"], allow_silence=True)
         att = {}
         if (folder / "attention.npz").exists():
             z = np.load(folder / "attention.npz")
