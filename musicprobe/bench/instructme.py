@@ -108,8 +108,6 @@ def _editors(conditions, steps: int, guidance: float):
             out[label] = lambda t: t.source
             continue
         if label == "target via codec":
-            from musicprobe.zoo import load
-
             codec_model = load("mini-instructme")
             out[label] = lambda t, m=codec_model: m.decode(m.encode(t.target, t.sr), n_samples=len(t.target))
             continue

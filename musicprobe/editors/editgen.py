@@ -35,6 +35,7 @@ from musicprobe.editors.p2p import (
     DEPTHS,
     MODES,
     PromptToPrompt,
+    check_reweight,
     prompt_to_prompt,
     prompt_tokenizer,
     word_tokens,
@@ -94,8 +95,7 @@ class EditGenConfig(JsonConfig):
             raise ConfigError(f"cutoff must be in (0, 1], got {self.cutoff}")
         if not 0.0 <= self.cross_blend <= 1.0:
             raise ConfigError(f"cross_blend must be in [0, 1], got {self.cross_blend}")
-        if not -2.0 <= self.weight <= 2.0:
-            raise ConfigError(f"weight must be in [-2, 2], got {self.weight}")
+        check_reweight(self.weight)
         if self.guidance < 1.0:
             raise ConfigError(f"guidance must be >= 1 (1 = no classifier-free guidance), got {self.guidance}")
         if self.frames is not None and self.frames < 1:

@@ -39,6 +39,15 @@ from musicprobe.hooks.interventions import AttnCall, Intervention, as_steps
 MODES = ("none", "replace", "refine", "reweight")
 BLENDINGS = ("soft", "hard", "none")
 DEPTHS = ("paper", "reference")
+REWEIGHT_RANGE = (-2.0, 2.0)  # the paper's bound on a reweighted word's factor c
+
+
+def check_reweight(weight: float, name: str = "weight") -> float:
+    """``weight`` if it is a reweight factor the paper allows (in :data:`REWEIGHT_RANGE`), else a clear error."""
+    lo, hi = REWEIGHT_RANGE
+    if not lo <= weight <= hi:
+        raise ConfigError(f"{name} must be in [{lo:g}, {hi:g}], got {weight}")
+    return weight
 
 
 # ------------------------------------------------------------------------------------------- words and tokens
@@ -141,8 +150,7 @@ def cross_plan(mode: str, source: str, target: str, tokenizer, max_tokens: int, 
         if not word or not hits:
             names = ", ".join(w for w, _ in words)
             raise ConfigError(f"reweight needs a word of the prompt {target!r} (words: {names}); got {word!r}")
-        if not -2.0 <= weight <= 2.0:
-            raise ConfigError(f"the reweight factor must be in [-2, 2], got {weight}")
+        check_reweight(weight, "the reweight factor")
         return CrossPlan(mode, columns=tuple(sorted({p for idx in hits for p in idx})), weight=weight)
     return CrossPlan("none")
 

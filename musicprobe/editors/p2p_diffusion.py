@@ -32,7 +32,7 @@ import torch
 from musicprobe.editors.base import check_prompts
 from musicprobe.editors.ddim_edit import DDIMEdit, DDIMEditConfig
 from musicprobe.editors.editgen import editgen_metrics
-from musicprobe.editors.p2p import MODES, prompt_to_prompt
+from musicprobe.editors.p2p import MODES, check_reweight, prompt_to_prompt
 from musicprobe.editors.result import EditResult
 from musicprobe.editors.sources import RecordedSource
 from musicprobe.errors import ConfigError, check_known
@@ -71,8 +71,7 @@ class DiffusionP2PConfig(DDIMEditConfig):
         if self.self_steps > self.cross_steps:
             raise ConfigError(f"self_steps ({self.self_steps}) cannot exceed cross_steps ({self.cross_steps}): the "
                               "controller acts only inside the cross-attention window")
-        if not -2.0 <= self.weight <= 2.0:
-            raise ConfigError(f"weight must be in [-2, 2], got {self.weight}")
+        check_reweight(self.weight)
 
     def windows(self) -> tuple[range, range]:
         """The denoising steps with cross-attention control and with self-attention copied."""

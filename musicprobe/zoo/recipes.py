@@ -26,6 +26,8 @@ LOOP_RECIPES = {
 }
 # the paper's ablations: the same recipe with one part of the model switched off
 MODEL_OVERRIDES = {"mini-instructme-no-chord": {"chord": False}, "mini-instructme-no-msa": {"multiscale": False}}
+# the recipes with a fine-tuning stage (``--init-from``): the InstructME models
+FINE_TUNABLE = tuple(n for n, r in LOOP_RECIPES.items() if r[1] == "InstructMETrainConfig")
 
 
 def model_overrides(name: str, fine_tune: bool = False) -> dict:
@@ -33,7 +35,7 @@ def model_overrides(name: str, fine_tune: bool = False) -> dict:
     fine-tuning stage (how the shipped ones were made) also gives a chord-conditioned model the chords in its up
     path (``chord_up``)."""
     out = dict(MODEL_OVERRIDES.get(name, {}))
-    if fine_tune and LOOP_RECIPES.get(name, ("",))[0].endswith("train_instructme") and out.get("chord", True):
+    if fine_tune and name in FINE_TUNABLE and out.get("chord", True):
         out["chord_up"] = True
     return out
 
@@ -58,9 +60,9 @@ def train(
         config_class = getattr(recipe, config_name)
         kw = {"workers": workers, **({"n_clips": n_clips} if n_clips else {})}
         if init_from:
-            if not hasattr(config_class, "fine_tune"):
-                tunable = ", ".join(n for n, r in LOOP_RECIPES.items() if r[1] == "InstructMETrainConfig")
-                raise ConfigError(f"{name}'s recipe trains from scratch only (--init-from is for {tunable})")
+            if name not in FINE_TUNABLE:
+                raise ConfigError(f"{name}'s recipe trains from scratch only (--init-from is for "
+                                  f"{', '.join(FINE_TUNABLE)})")
             cfg = config_class.fine_tune(init_from, **kw)
         else:
             cfg = config_class(**kw)
