@@ -229,6 +229,7 @@ for lam in (-0.5, 0.5):
 # words the model never learned to play.
 
 # %%
+from musicprobe.bench.steermusic_plus import TEXT_DDS
 from musicprobe.editors import SteerMusic, SteerMusicConfig
 from musicprobe.editors.dreamsound import DreamSoundConfig, DreamSoundEdit
 from musicprobe.widgets import tradeoff_figure
@@ -240,7 +241,8 @@ baselines = {
 }
 for label, ed in baselines.items():
     results[label] = ed.edit(edit.pair.source.audio, edit.source_prompt, edit.concept_prompt, sr=sr)
-text_cfg = SteerMusicConfig(steps=ITERATIONS, seed=SEED, lr=0.01, source_guidance=15.0, target_guidance=15.0)
+# SteerMusic+'s loop settings (lr 0.01, CFG 15, unclipped), so only the target branch's model and prompt differ
+text_cfg = SteerMusicConfig(steps=ITERATIONS, seed=SEED, **TEXT_DDS)
 text = SteerMusic(base, text_cfg, clap=clap)
 results["SteerMusic (text)"] = text.edit(edit.pair.source.audio, edit.source_prompt, edit.text_prompt, sr=sr)
 from musicprobe.metrics import cqt1_pcc

@@ -56,7 +56,7 @@ def test_edit_musickv_generated_path_and_explicit_layers(tmp_path, capsys):
     ("sdedit", ["--strength", "0.3"], "SDEdit s=0.3"),
     ("ddim", [], "DDIM inversion (3 steps)"),
     ("zeta", ["--t-start", "300"], "ZETA t_start=300"),
-    ("steermusic", [], "SteerMusic (3 it, CFG 30)"),
+    ("steermusic", ["--x0-clip", "false"], "SteerMusic (3 it, CFG 50)"),
     ("p2p-diffusion", ["--mode", "refine", "--self-steps", "0.3"], "P2P refine (diffusion)"),
 ])
 def test_every_epsilon_editor_runs_from_the_cli(tmp_path, capsys, method, extra, label):

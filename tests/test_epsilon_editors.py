@@ -118,6 +118,35 @@ def test_steermusic_moves_the_latent_and_traces_it(ldm, clap, audio, tmp_path):
     assert ed.probe.active_hooks() == []
 
 
+def test_dds_thresholding_known_answers(ldm):
+    """DDS clips each branch's clean estimate to the data range, as DDIM does: a range wider than every estimate
+    changes nothing, and a range of one value c leaves only the pull back to the source, since both branches then
+    predict the clean latent c: w(t) (eps'_tgt - eps'_src) = (1 - a) sqrt(a / (1 - a)) (z - z_src)."""
+    from musicprobe.editors.steermusic import dds_step
+
+    z, z_src = ldm.noise(1), ldm.noise(2)
+    prompts = ldm.encode_prompt(["organ", "piano"])
+    eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(3))
+    plain = dds_step(ldm, z, z_src, prompts, 400, eps, (3.0, 3.0))
+    assert torch.allclose(dds_step(ldm, z, z_src, prompts, 400, eps, (3.0, 3.0), (-1e9, 1e9)), plain, atol=1e-6)
+    a = float(ldm.alphas_cumprod[400])
+    pinned = dds_step(ldm, z, z_src, prompts, 400, eps, (3.0, 3.0), (0.25, 0.25))
+    assert torch.allclose(pinned, (1 - a) * (a / (1 - a)) ** 0.5 * (z - z_src), atol=1e-4)
+    assert not torch.allclose(pinned, plain, atol=1e-3)
+
+
+def test_steermusic_clips_where_its_model_declares_a_range(ldm, clap):
+    """``x0_clip`` (default on) reaches the DDS loop: the tiny mini-LDM declares a range, so the clipped and
+    unclipped edits part; the reference settings do not clip."""
+    audio = np.sin(2 * np.pi * 220 * np.arange(SR) / SR).astype(np.float32) * 0.3
+    runs = {}
+    for clip in (True, False):
+        cfg = SteerMusicConfig(steps=3, x0_clip=clip)
+        runs[clip] = SteerMusic(ldm, cfg, clap=clap).edit(audio, "piano", "organ", sr=SR).trace.grad_norm
+    assert not np.allclose(runs[True], runs[False], rtol=1e-3)
+    assert SteerMusicConfig.reference().x0_clip is False
+
+
 def test_dds_direction_is_the_same_batched_or_not(ldm):
     from musicprobe.editors.steermusic import dds_step
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import TINY_CODEC_KW, make_tiny_clap, make_tiny_ldm
 
-from musicprobe.editors import SteerMusic
+from musicprobe.editors import SteerMusic, SteerMusicConfig
 from musicprobe.editors.dreamsound import DreamSoundConfig, DreamSoundEdit
 from musicprobe.editors.steermusic_plus import (
     SteerMusicPlus,
@@ -185,10 +185,16 @@ def steer(editor, audio, src, tgt, cls=None, **kw):
     return editor.edit(audio, src, tgt, sr=SR, config=cfg)
 
 
+def steermusic_defaults() -> dict:
+    """SteerMusic's loop settings, which SteerMusic+ must be given to run the same loop (its own defaults differ)."""
+    c = SteerMusicConfig()
+    return {k: getattr(c, k) for k in ("lr", "source_guidance", "target_guidance", "x0_clip")}
+
+
 def test_pds_with_the_base_as_its_own_concept_model_is_dds(ldm, clap, edit):
     audio = cut(edit.pair.source.audio)
     dds = steer(SteerMusic(ldm, clap=clap), audio, edit.source_prompt, edit.text_prompt)
-    same = dict(lr=0.005, source_guidance=30.0, target_guidance=30.0, pcon_weight=0.0)  # SteerMusic's defaults
+    same = dict(**steermusic_defaults(), pcon_weight=0.0)
     pds = steer(SteerMusicPlus(ldm, ldm, clap=clap), audio, edit.source_prompt, edit.text_prompt, lam=0.0, **same)
     # the same gradients up to float rounding (DDS batches its two branches into one call, PDS cannot)
     assert np.allclose(dds.trace.grad_norm, pds.trace.grad_norm, rtol=1e-5)
@@ -201,7 +207,7 @@ def test_pds_with_the_base_as_its_own_concept_model_is_dds(ldm, clap, edit):
 
 def test_concept_model_on_both_branches_is_dds_inside_the_concept_model(ldm, personal, clap, edit):
     audio = cut(edit.pair.source.audio)
-    same = dict(lr=0.005, source_guidance=30.0, target_guidance=30.0)  # SteerMusic's defaults
+    same = steermusic_defaults()
     dds = steer(SteerMusic(personal, clap=clap), audio, edit.source_prompt, edit.concept_prompt)
     both = steer(SteerMusicPlus(ldm, personal, clap=clap), audio, edit.source_prompt, edit.concept_prompt,
                  lam=0.0, pcon_weight=0.0, source_model="personal", **same)

@@ -59,7 +59,7 @@ def method_grid(quick: bool = False) -> dict[str, tuple[str, dict]]:
 
 # SteerMusic with a text target on the same loop settings as SteerMusic+'s defaults, so that only the target
 # branch's model and prompt differ
-TEXT_DDS = {"lr": 0.01, "source_guidance": 15.0, "target_guidance": 15.0}
+TEXT_DDS = {"lr": 0.01, "source_guidance": 15.0, "target_guidance": 15.0, "x0_clip": False}
 
 
 def make_editor(kind: str, overrides: dict, base: Any, concept: Any, clap: Any, step: int | None = None):

@@ -11,6 +11,7 @@ from musicprobe.inversion.ddim import (
     ddpm_sample,
     gaussian_ddim_map,
     gaussian_eps,
+    thresholded_eps,
 )
 from musicprobe.inversion.events import SamplerPath, StepEvent, time_key
 from musicprobe.inversion.flow import (
@@ -69,5 +70,6 @@ __all__ = [
     "sample",
     "solvers_for",
     "sweep",
+    "thresholded_eps",
     "time_key",
 ]

@@ -47,16 +47,33 @@ def _alpha(alphas_cumprod: torch.Tensor, t: int | None) -> float:
     return 1.0 if t is None else float(alphas_cumprod[t])
 
 
+def clean_estimate(x: torch.Tensor, eps: torch.Tensor, a: float,
+                   x0_range: tuple[float, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clean estimate ``x0 = (x - sqrt(1 - a) eps) / sqrt(a)`` of a noise prediction ``eps`` at ``x`` (level
+    ``a``), and the noise that agrees with it. ``x0_range``: clip the estimate to the data's range first and take
+    the noise that agrees with the clipped one, ``(x - sqrt(a) x0) / sqrt(1 - a)`` (static thresholding, Imagen;
+    diffusers' ``clip_sample``). ``eps`` comes back as given inside the range, without one, and at the data itself
+    (``a == 1``: nothing to clip)."""
+    x0 = (x - (1 - a) ** 0.5 * eps) / a**0.5
+    if x0_range is not None and a < 1.0:
+        x0 = x0.clamp(*x0_range)
+        eps = (x - a**0.5 * x0) / (1 - a) ** 0.5
+    return x0, eps
+
+
+def thresholded_eps(x: torch.Tensor, eps: torch.Tensor, a: float,
+                    x0_range: tuple[float, float] | None) -> torch.Tensor:
+    """``eps`` with its clean estimate clipped to ``x0_range`` (:func:`clean_estimate`): what a DDIM step with
+    static thresholding moves along, for a method that uses noise predictions without walking a sampler (DDS)."""
+    return clean_estimate(x, eps, a, x0_range)[1]
+
+
 def _ddim_step(x: torch.Tensor, eps: torch.Tensor, a_from: float, a_to: float,
                x0_range: tuple[float, float] | None = None) -> torch.Tensor:
-    """One DDIM move from level ``a_from`` to ``a_to``. ``x0_range``: clip the clean estimate to the data's range
-    and take the noise that agrees with it (static thresholding, Imagen; diffusers' ``clip_sample``, which its
-    DDIM inverse scheduler applies too), in both directions, so a regeneration retraces its inversion; a step from
-    the data itself (``a_from == 1``) has nothing to clip."""
-    x0 = (x - (1 - a_from) ** 0.5 * eps) / a_from**0.5
-    if x0_range is not None and a_from < 1.0:
-        x0 = x0.clamp(*x0_range)
-        eps = (x - a_from**0.5 * x0) / (1 - a_from) ** 0.5
+    """One DDIM move from level ``a_from`` to ``a_to``. ``x0_range``: the clean estimate clipped to the data's range
+    (:func:`clean_estimate`), in both directions, so a regeneration retraces its inversion (diffusers' DDIM inverse
+    scheduler clips too)."""
+    x0, eps = clean_estimate(x, eps, a_from, x0_range)
     return a_to**0.5 * x0 + (1 - a_to) ** 0.5 * eps
 
 
