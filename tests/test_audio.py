@@ -144,3 +144,22 @@ def test_an_edit_result_saves_and_loads_its_audio_exactly(tmp_path):
     res = EditResult("sdedit", SR, y, edited, "a", "b", {"steps": 1})
     back = EditResult.load(res.save(tmp_path / "r"))
     assert np.array_equal(back.edited, edited) and np.array_equal(back.source, y.astype(np.float32))
+
+
+def test_allow_silence_keeps_the_unscaled_pcm_guard_and_any_level_reads_as_written(tmp_path):
+    """``allow_silence`` accepts an all-zero file and nothing more: float samples of 13.5 are still refused as
+    unscaled PCM (it used to skip that check); ``any_level`` reads a float file at its own level."""
+    loud = tmp_path / "loud.wav"
+    y = (sine(440, 0.5) * 27.0).astype(np.float32)  # peak 13.5
+    sf.write(loud, y, SR, subtype="FLOAT")
+    for kw in ({}, {"allow_silence": True}):
+        with pytest.raises(AudioError, match="float samples reach 13.5"):
+            load_audio(loud, sr=SR, **kw)
+    back, _ = load_audio(loud, sr=SR, any_level=True)
+    assert np.array_equal(back, y)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros((SR // 2, 2), np.float32), SR, subtype="FLOAT")  # stereo silence: nothing cancels
+    with pytest.raises(AudioError, match="silent"):
+        load_audio(silent, sr=SR)
+    quiet, _ = load_audio(silent, sr=SR, allow_silence=True)
+    assert quiet.shape == (SR // 2,) and not quiet.any()

@@ -106,11 +106,14 @@ def to_mono(y: np.ndarray) -> np.ndarray:
     return y.mean(axis=0)
 
 
-def mono_mix(y: np.ndarray, sr: int, *, name: str = "audio") -> np.ndarray:
+def mono_mix(y: np.ndarray, sr: int, *, name: str = "audio", allow_silence: bool = False) -> np.ndarray:
     """Validated mono float32 audio for a model: stereo is averaged, and a mix that cancels (L = -R) is a clear
-    error, as are float samples far outside [-1, 1] (integer PCM passed as floats)."""
-    y = validate_audio(y, sr, name=name)
+    error, as are float samples far outside [-1, 1] (integer PCM passed as floats). ``allow_silence``: an all-zero
+    signal is returned as it is (there is nothing to cancel)."""
+    y = validate_audio(y, sr, name=name, allow_silence=allow_silence)
     peak = float(np.max(np.abs(y)))
+    if peak < SILENCE_PEAK:
+        return to_mono(y)
     if peak > UNSCALED_PEAK:
         raise AudioError(
             f"{name}: float samples reach {peak:.4g}; audio must lie in [-1, 1] (integer PCM passed as floats? "
@@ -183,11 +186,15 @@ def load_audio(
     offset: float = 0.0,
     duration: float | None = None,
     allow_silence: bool = False,
+    any_level: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Read wav/flac/ogg with soundfile, mix down to mono, resample to ``sr`` (``None`` keeps the file's rate).
 
     ``offset`` and ``duration`` (seconds) select a window: ``offset >= 0`` inside the file, ``duration > 0``.
     A WAV file shorter than its header says (a truncated download or copy) is an error, not a shorter clip.
+    ``allow_silence``: accept an all-zero file. ``any_level``: float files are read as written at any level and
+    channels averaged as they are (for musicprobe's own float results, where a loud edit is data); otherwise float
+    samples far outside [-1, 1] are refused as unscaled integer PCM and a mono mix that cancels is an error.
     Returns ``(y, sr)`` with ``y`` float32 ``(n,)`` (mono) or ``(channels, n)``.
     """
     path = Path(path)
@@ -210,7 +217,7 @@ def load_audio(
     y = data.T  # (channels, n)
     name = str(path.name)
     if mono:
-        y = to_mono(y) if allow_silence else mono_mix(y, file_sr, name=name)
+        y = to_mono(y) if any_level else mono_mix(y, file_sr, name=name, allow_silence=allow_silence)
     if sr is not None and sr != file_sr:
         y = resample(y, file_sr, sr)
     out_sr = sr or file_sr

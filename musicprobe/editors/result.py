@@ -128,8 +128,8 @@ class EditResult:
         meta = json.loads((folder / "result.json").read_text())
         # our own float files, read back as written: any level (a loud edit is data here, not unscaled PCM), even
         # silence (an edit may remove everything)
-        src, sr = load_audio(folder / "source.wav", sr=meta["sr"], allow_silence=True)
-        ed, _ = load_audio(folder / "edited.wav", sr=meta["sr"], allow_silence=True)
+        src, sr = load_audio(folder / "source.wav", sr=meta["sr"], allow_silence=True, any_level=True)
+        ed, _ = load_audio(folder / "edited.wav", sr=meta["sr"], allow_silence=True, any_level=True)
         att = {}
         if (folder / "attention.npz").exists():
             z = np.load(folder / "attention.npz")
